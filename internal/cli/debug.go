@@ -1,0 +1,211 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+
+	"github.com/ephem-dev/ephem/pkg/image"
+	"github.com/ephem-dev/ephem/pkg/profile"
+	"github.com/ephem-dev/ephem/pkg/runtime"
+	"github.com/ephem-dev/ephem/pkg/runtime/local"
+	"github.com/ephem-dev/ephem/pkg/spec"
+	"github.com/ephem-dev/ephem/pkg/target"
+	"github.com/spf13/cobra"
+)
+
+// DefaultImage is the debug image when neither --image nor EPHEM_IMAGE is set.
+const DefaultImage = "busybox:latest"
+
+// DebugOptions are the inputs of "ephem debug".
+type DebugOptions struct {
+	g *GlobalOptions
+
+	TargetArg     string
+	Image         string
+	Pull          string
+	Env           []string
+	User          string
+	WorkingDir    string
+	Profile       string
+	Stdin, TTY    bool
+	SharePID      bool
+	ArgumentsOnly bool
+	Insecure      []string
+	DetachKeys    string
+	Command       []string
+
+	target    target.Ref
+	container spec.Container
+	detach    []byte
+}
+
+func newDebugCmd(g *GlobalOptions) *cobra.Command {
+	o := &DebugOptions{g: g}
+	cmd := &cobra.Command{
+		Use:   "debug TARGET [flags] [-- COMMAND [ARGS...]]",
+		Short: "Start a debug container in a target's namespaces",
+		Example: `  ephem debug pid:4242 --image busybox -- wget -qO- localhost:80
+  ephem debug docker://web -it --image nicolaka/netshoot
+  ephem debug docker://web -- ls /proc/1/root/etc`,
+		Long: `Start a debug container in a target's namespaces.
+
+Targets: ` + target.Supported() + `.
+Exit codes: the command's own; ephem's failures use 64-78 (see docs/exit-codes.md).`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := o.Complete(args, cmd.ArgsLenAtDash()); err != nil {
+				return err
+			}
+			if err := o.Validate(); err != nil {
+				return err
+			}
+			return o.Run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.Image, "image", envOr("EPHEM_IMAGE", DefaultImage), "debug image: a registry reference, oci:DIR[:TAG] or docker-archive:FILE (env EPHEM_IMAGE)")
+	f.StringVar(&o.Pull, "pull", string(spec.PullMissing), "when to pull the image: always, missing or never")
+	f.StringArrayVarP(&o.Env, "env", "e", nil, "set an environment variable K=V (repeatable)")
+	f.StringVarP(&o.User, "user", "u", "", "run as this user: uid[:gid] or name[:group] (default: the image's)")
+	f.StringVarP(&o.WorkingDir, "workdir", "w", "", "working directory (default: the image's)")
+	f.StringVar(&o.Profile, "profile", profile.Default, "security profile: "+strings.Join(profile.Names(), ", "))
+	f.BoolVarP(&o.Stdin, "stdin", "i", false, "keep standard input open")
+	f.BoolVarP(&o.TTY, "tty", "t", false, "allocate a terminal (needs -i)")
+	f.BoolVar(&o.SharePID, "share-pid", true, "join the target's PID namespace (its processes visible, its root at /proc/1/root)")
+	f.BoolVar(&o.ArgumentsOnly, "arguments-only", false, "pass the words after -- as arguments to the image's entrypoint")
+	f.StringArrayVar(&o.Insecure, "insecure-registry", nil, "allow plain HTTP to this registry host (repeatable; loopback always is)")
+	f.StringVar(&o.DetachKeys, "detach-keys", "ctrl-p,ctrl-q", "key sequence that detaches from a terminal session")
+	return cmd
+}
+
+// Complete fills the options from the arguments.
+func (o *DebugOptions) Complete(args []string, dash int) error {
+	switch {
+	case len(args) == 0:
+		return usageError("debug needs a target: %s", target.Supported())
+	case dash == 0:
+		return usageError("the target goes before --: ephem debug TARGET -- COMMAND")
+	case dash < 0 && len(args) > 1:
+		return usageError("put the command after --: ephem debug %s -- %s", args[0], strings.Join(args[1:], " "))
+	case dash > 1:
+		return usageError("one target only, before --; got %q", args[:dash])
+	}
+	o.TargetArg = args[0]
+	if dash > 0 {
+		o.Command = args[dash:]
+	}
+	return nil
+}
+
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// Validate checks the options without I/O and builds the container spec.
+func (o *DebugOptions) Validate() error {
+	ref, err := target.Parse(o.TargetArg)
+	if err != nil {
+		return err
+	}
+	o.target = ref
+	switch spec.PullPolicy(o.Pull) {
+	case spec.PullAlways, spec.PullMissing, spec.PullNever:
+	default:
+		return usageError("--pull %q: use always, missing or never", o.Pull)
+	}
+	if o.TTY && !o.Stdin {
+		return usageError("-t needs -i: use -it for an interactive terminal")
+	}
+	if _, err := image.ParseReference(o.Image, o.Insecure); err != nil {
+		return err
+	}
+	keys, err := parseDetachKeys(o.DetachKeys)
+	if err != nil {
+		return err
+	}
+	o.detach = keys
+	c := spec.Container{
+		Image: o.Image, PullPolicy: spec.PullPolicy(o.Pull), User: o.User, WorkingDir: o.WorkingDir,
+		Stdin: o.Stdin, TTY: o.TTY, SharePID: o.SharePID,
+	}
+	if o.ArgumentsOnly {
+		c.Args = o.Command
+	} else {
+		c.Command = o.Command
+	}
+	for _, kv := range o.Env {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || !envName.MatchString(k) {
+			return usageError("--env %q: write NAME=VALUE", kv)
+		}
+		c.Env = append(c.Env, spec.EnvVar{Name: k, Value: v})
+	}
+	p, err := profile.Get(o.Profile)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	if err := p.Apply(&c, profile.Ephemeral); err != nil {
+		return fmt.Errorf("%w: %w", errUsage, err)
+	}
+	o.container = c
+	return nil
+}
+
+// Run starts the debug container on the backend the target belongs to.
+func (o *DebugOptions) Run(ctx context.Context) error {
+	backend, err := o.backend()
+	if err != nil {
+		return err
+	}
+	return backend.Debug(ctx, o.target, o.container, o.g.Streams)
+}
+
+func (o *DebugOptions) backend() (runtime.Interface, error) {
+	if o.target.Kind != target.Local {
+		return nil, usageError("%s targets are not supported by this build", o.target.Scheme)
+	}
+	store, err := image.Open(o.g.CacheDir)
+	if err != nil {
+		return nil, fmt.Errorf("opening the image cache: %w", err)
+	}
+	pull := image.PullOptions{Policy: spec.PullPolicy(o.Pull), Insecure: o.Insecure}
+	if !o.g.Quiet {
+		pull.Progress, pull.TTY = o.g.Streams.Err, o.g.Streams.ErrIsTerminal()
+	}
+	return local.New(local.Options{Images: store, Pull: pull, DetachKeys: o.detach, Log: o.g.Streams.Err}), nil
+}
+
+// parseDetachKeys parses Docker's detach-key syntax: "ctrl-p,ctrl-q", "a".
+func parseDetachKeys(s string) ([]byte, error) {
+	if s == "" {
+		return []byte{}, nil
+	}
+	var out []byte
+	for _, k := range strings.Split(s, ",") {
+		switch {
+		case len(k) == 1:
+			out = append(out, k[0])
+		case strings.HasPrefix(k, "ctrl-") && len(k) == 6:
+			c := k[5]
+			switch {
+			case c >= 'a' && c <= 'z':
+				out = append(out, c-'a'+1)
+			case c == '@', c == '[', c == '\\', c == ']', c == '^', c == '_':
+				out = append(out, c-'@')
+			default:
+				return nil, usageError("--detach-keys %q: unknown key %q", s, k)
+			}
+		default:
+			return nil, usageError("--detach-keys %q: use keys like ctrl-p,ctrl-q", s)
+		}
+	}
+	return out, nil
+}
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
+

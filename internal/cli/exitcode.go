@@ -1,0 +1,58 @@
+package cli
+
+import (
+	"errors"
+
+	"github.com/ephem-dev/ephem/pkg/image"
+	"github.com/ephem-dev/ephem/pkg/runtime"
+	"github.com/ephem-dev/ephem/pkg/target"
+)
+
+// Exit codes of ephem's own failures. They follow sysexits(3) so that they
+// stay clear of the debugged command's usual codes (0, 1, 2, 126, 127 and
+// 128+signal), which ephem passes through unchanged. docs/exit-codes.md is
+// the user-facing table; keep both in step.
+const (
+	ExitUsage          = 64 // bad flag, malformed target or image reference
+	ExitImageData      = 65 // corrupt, truncated or malicious image content
+	ExitTargetNotFound = 66 // no such process or container, or it is not running
+	ExitImageNotFound  = 67 // image or tag does not exist, or not cached with --pull never
+	ExitUnreachable    = 68 // registry or runtime API could not be reached
+	ExitUnsupported    = 69 // host lacks a needed feature (overlayfs, namespaces)
+	ExitInternal       = 70 // a bug in ephem
+	ExitOS             = 71 // an operating-system call failed
+	ExitTargetGone     = 75 // the target exited during the session
+	ExitPermission     = 77 // not root, or access denied by a registry or API
+)
+
+// exitCodeFor maps an error to ephem's documented exit code by the sentinel
+// it wraps.
+func exitCodeFor(err error) int {
+	var exit *runtime.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &exit):
+		return exit.Code
+	case errors.Is(err, errUsage), errors.Is(err, target.ErrInvalid), errors.Is(err, image.ErrInvalidReference):
+		return ExitUsage
+	case errors.Is(err, image.ErrCorrupt):
+		return ExitImageData
+	case errors.Is(err, target.ErrNotFound):
+		return ExitTargetNotFound
+	case errors.Is(err, image.ErrNotFound):
+		return ExitImageNotFound
+	case errors.Is(err, image.ErrUnreachable), errors.Is(err, target.ErrUnreachable):
+		return ExitUnreachable
+	case errors.Is(err, runtime.ErrUnsupported):
+		return ExitUnsupported
+	case errors.Is(err, runtime.ErrTargetGone):
+		return ExitTargetGone
+	case errors.Is(err, runtime.ErrPermission), errors.Is(err, image.ErrAuth):
+		return ExitPermission
+	case errors.Is(err, runtime.ErrOS):
+		return ExitOS
+	default:
+		return ExitInternal
+	}
+}

@@ -1,0 +1,27 @@
+package cli
+
+import (
+	"fmt"
+
+	"github.com/ephem-dev/ephem/pkg/image"
+	"github.com/spf13/cobra"
+)
+
+func newGCCmd(g *GlobalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "gc",
+		Short: "Remove state left by interrupted runs (partial downloads and unpacks)",
+		Long: `Sessions keep their mounts in their own mount namespace and their files on
+a tmpfs, so a killed ephem leaves nothing mounted on the host. What a killed
+pull can leave is a partial download or unpack in the cache's tmp directory;
+gc removes those that no running ephem holds.`,
+		Args: noArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			store, err := image.Open(g.CacheDir)
+			if err != nil {
+				return fmt.Errorf("opening the image cache: %w", err)
+			}
+			return store.GC(cmd.Context())
+		},
+	}
+}

@@ -1,0 +1,109 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/ephem-dev/ephem/pkg/image"
+	"github.com/ephem-dev/ephem/pkg/runtime"
+	"github.com/ephem-dev/ephem/pkg/session"
+	"github.com/spf13/cobra"
+)
+
+// Streams are the user's standard streams; only this package writes to them.
+type Streams = session.Streams
+
+// GlobalOptions are the flags every command shares.
+type GlobalOptions struct {
+	// CacheDir is the image cache's directory.
+	CacheDir string
+	// Quiet suppresses progress output.
+	Quiet bool
+	// Streams are the user's.
+	Streams Streams
+}
+
+// errUsage marks a usage error: a bad flag, argument or reference.
+var errUsage = errors.New("usage")
+
+// usageError wraps err as a usage error.
+func usageError(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, args...))
+}
+
+// NewRootCommand returns ephem's root command.
+func NewRootCommand(g *GlobalOptions) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "ephem",
+		Short: "Ephemeral debug containers for any process, container or pod",
+		Long: `ephem starts a debug container from a tool image inside a running target's
+namespaces: its network, IPC and UTS namespaces (and user, time and cgroup
+where the target has its own) and, by default, its PID namespace, so
+"wget localhost:80" reaches the target's server and the target's files are
+at /proc/1/root. The target keeps running; nothing is installed in it.`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return fmt.Errorf("%w: %w", errUsage, err) })
+	root.PersistentFlags().StringVar(&g.CacheDir, "cache-dir", image.DefaultDir(), "image cache directory (env EPHEM_CACHE_DIR)")
+	root.PersistentFlags().BoolVarP(&g.Quiet, "quiet", "q", false, "print no pull progress")
+	root.AddCommand(newDebugCmd(g), newImagesCmd(g), newGCCmd(g), newVersionCmd(g))
+	return root
+}
+
+// Execute runs ephem with args and returns the process exit code.
+func Execute(ctx context.Context, args []string, streams Streams) int {
+	g := &GlobalOptions{Streams: streams}
+	root := NewRootCommand(g)
+	root.SetArgs(args)
+	root.SetIn(streams.In)
+	root.SetOut(streams.Out)
+	root.SetErr(streams.Err)
+	err := root.ExecuteContext(ctx)
+	if err == nil {
+		return 0
+	}
+	var exit *runtime.ExitError
+	if !errors.As(err, &exit) || exit.Err != nil {
+		fmt.Fprintf(streams.Err, "ephem: %s\n", message(err))
+	}
+	if errors.Is(err, errUsage) && !errors.As(err, &exit) {
+		fmt.Fprintln(streams.Err, "Run 'ephem --help' for usage.")
+	}
+	return exitCodeFor(err)
+}
+
+// message is err's text without the sentinel prefixes that only serve
+// exit-code mapping.
+func message(err error) string {
+	s := err.Error()
+	for _, p := range []string{"usage: "} {
+		if len(s) > len(p) && s[:len(p)] == p {
+			s = s[len(p):]
+		}
+	}
+	return s
+}
+
+func newVersionCmd(g *GlobalOptions) *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print ephem's version",
+		Args:  noArgs,
+		RunE: func(*cobra.Command, []string) error {
+			_, err := fmt.Fprintln(g.Streams.Out, "ephem", Version)
+			return err
+		},
+	}
+}
+
+// Version is set at build time with -ldflags -X.
+var Version = "dev"
+
+func noArgs(_ *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageError("unexpected arguments %q", args)
+	}
+	return nil
+}

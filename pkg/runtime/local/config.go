@@ -1,0 +1,29 @@
+package local
+
+// initConfig is everything the container's init needs, sent by the host
+// half over the control socket.
+type initConfig struct {
+	// Rootfs is where the constructor mounted the image.
+	Rootfs string `json:"rootfs"`
+	// Argv is the command; Env the image's environment with overrides.
+	Argv []string `json:"argv"`
+	Env  []string `json:"env"`
+	// WorkingDir is the command's directory ("" = /).
+	WorkingDir string `json:"workingDir,omitempty"`
+	// User is "uid[:gid]" or "name[:group]", resolved against the image.
+	User string `json:"user,omitempty"`
+	// RunAsNonRoot refuses a user that resolves to UID 0.
+	RunAsNonRoot bool `json:"runAsNonRoot,omitempty"`
+	// Caps is the capability bounding set; NoNewPrivs sets no_new_privs.
+	Caps       []int `json:"caps"`
+	NoNewPrivs bool  `json:"noNewPrivs,omitempty"`
+	// Privileged gives the host's /dev and a writable /sys.
+	Privileged bool `json:"privileged,omitempty"`
+	// TTY allocates a terminal of Rows×Cols; Stdin keeps standard input.
+	TTY        bool   `json:"tty,omitempty"`
+	Stdin      bool   `json:"stdin,omitempty"`
+	Rows, Cols uint16 `json:"rows,omitempty"`
+	// Files are written into the image's root before the command starts:
+	// the target's /etc/resolv.conf, /etc/hosts and /etc/hostname.
+	Files map[string][]byte `json:"files,omitempty"`
+}

@@ -1,0 +1,195 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ephem-dev/ephem/pkg/image"
+	"github.com/ephem-dev/ephem/pkg/runtime"
+	"github.com/ephem-dev/ephem/pkg/runtime/local/nsenter"
+	"github.com/ephem-dev/ephem/pkg/session"
+	"github.com/ephem-dev/ephem/pkg/spec"
+	"github.com/ephem-dev/ephem/pkg/target"
+	"golang.org/x/sys/unix"
+)
+
+// Options configure an Engine.
+type Options struct {
+	// Images is the image cache the debug container's root comes from.
+	Images *image.Store
+	// Pull says how images are fetched (policy from the spec wins).
+	Pull image.PullOptions
+	// Resolver turns references into processes.
+	Resolver target.Resolver
+	// DetachKeys end the attachment without ending a TTY session's
+	// command (default ctrl-p,ctrl-q).
+	DetachKeys []byte
+	// GracePeriod is how long an interrupted command may take to exit
+	// before the session is killed.
+	GracePeriod time.Duration
+	// Log receives warnings and status lines (nil: discarded).
+	Log io.Writer
+}
+
+// Engine is the local backend.
+type Engine struct {
+	opts Options
+}
+
+var _ runtime.Interface = (*Engine)(nil)
+
+// New returns the local engine.
+func New(o Options) *Engine {
+	if o.Resolver == nil {
+		o.Resolver = target.NewLocalResolver()
+	}
+	if o.GracePeriod == 0 {
+		o.GracePeriod = 5 * time.Second
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	return &Engine{opts: o}
+}
+
+// Debug implements runtime.Interface.
+func (e *Engine) Debug(ctx context.Context, ref target.Ref, c spec.Container, streams session.Streams) error {
+	if os.Geteuid() != 0 {
+		return fmt.Errorf("%w: the local engine joins other processes' namespaces and needs root: run ephem with sudo", runtime.ErrPermission)
+	}
+	proc, err := e.opts.Resolver.Resolve(ctx, ref)
+	if err != nil {
+		return fmt.Errorf("resolving %s: %w", ref, err)
+	}
+	pull := e.opts.Pull
+	if c.PullPolicy != "" {
+		pull.Policy = c.PullPolicy
+	}
+	img, err := e.opts.Images.Ensure(ctx, c.Image, pull)
+	if err != nil {
+		return fmt.Errorf("getting image %s: %w", c.Image, err)
+	}
+	cfg, err := containerConfig(c, img)
+	if err != nil {
+		return err
+	}
+	cfg.Files = readTargetFiles(proc.PID)
+	t, err := open(proc.PID, c.SharePID)
+	if err != nil {
+		return fmt.Errorf("opening %s: %w", proc.Description, err)
+	}
+	defer t.close()
+	if c.TTY {
+		if rows, cols, ok := session.Size(streams.Out); ok {
+			cfg.Rows, cfg.Cols = rows, cols
+		}
+	}
+	s, err := e.start(ctx, t, img, cfg, c, streams)
+	if err != nil {
+		return err
+	}
+	return s.run(ctx, t, proc.Description)
+}
+
+// containerConfig translates the spec and the image config into init's
+// config.
+func containerConfig(c spec.Container, img *image.Image) (*initConfig, error) {
+	caps, err := capabilities(c.Security)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errUsage, err)
+	}
+	env := append([]string{}, img.Config.Env...)
+	for _, v := range c.Env {
+		env = append(env, v.Name+"="+v.Value)
+	}
+	cfg := &initConfig{
+		Argv:         c.Argv(img.Config.Entrypoint, img.Config.Cmd),
+		Env:          env,
+		WorkingDir:   img.Config.WorkingDir,
+		User:         img.Config.User,
+		Caps:         caps,
+		Privileged:   c.Security.Privileged,
+		NoNewPrivs:   !c.Security.Privileged,
+		TTY:          c.TTY,
+		Stdin:        c.Stdin,
+		RunAsNonRoot: c.Security.RunAsNonRoot != nil && *c.Security.RunAsNonRoot,
+	}
+	if a := c.Security.AllowPrivilegeEscalation; a != nil {
+		cfg.NoNewPrivs = !*a
+	}
+	if c.WorkingDir != "" {
+		cfg.WorkingDir = c.WorkingDir
+	}
+	if c.User != "" {
+		cfg.User = c.User
+	}
+	if u := c.Security.RunAsUser; u != nil {
+		cfg.User = fmt.Sprint(*u)
+		if g := c.Security.RunAsGroup; g != nil {
+			cfg.User += fmt.Sprintf(":%d", *g)
+		}
+	}
+	return cfg, nil
+}
+
+// errUsage marks a spec the engine cannot honour.
+var errUsage = errors.New("invalid container spec")
+
+// ErrUsage is returned for a container spec the engine cannot honour.
+var ErrUsage = errUsage
+
+// start re-executes ephem as the container's init and sends it the config.
+func (e *Engine) start(ctx context.Context, t *openTarget, img *image.Image, cfg *initConfig, c spec.Container, streams session.Streams) (*sess, error) {
+	for _, l := range img.Layers {
+		if strings.ContainsAny(l, ":,") {
+			return nil, fmt.Errorf("%w: layer path %q has ':' or ',': move --cache-dir to a plain path", errUsage, l)
+		}
+	}
+	lower := make([]string, len(img.Layers))
+	for i, l := range img.Layers {
+		lower[len(lower)-1-i] = l // overlayfs lists the top layer first
+	}
+	cfg.Rootfs = e.opts.Images.RunDir() + "/root"
+	host, child, err := socketPair()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", runtime.ErrOS, err)
+	}
+	defer child.Close()
+	cmd := exec.CommandContext(context.WithoutCancel(ctx), "/proc/self/exe")
+	cmd.Args = []string{"ephem-init"}
+	cmd.Env = []string{
+		nsenter.EnvJoin + "=" + t.joinSpec(4),
+		nsenter.EnvCtl + "=3",
+		nsenter.EnvRootfs + "=" + e.opts.Images.RunDir(),
+		nsenter.EnvLower + "=" + strings.Join(lower, ":"),
+	}
+	if !c.SharePID {
+		cmd.Env = append(cmd.Env, nsenter.EnvNewPID+"=1")
+	}
+	cmd.ExtraFiles = append([]*os.File{child}, t.files...)
+	if !c.TTY {
+		// The command gets the user's streams directly: no copying.
+		cmd.Stdout, cmd.Stderr = streams.Out, streams.Err
+		if c.Stdin {
+			cmd.Stdin = streams.In
+		}
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: unix.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		host.Close()
+		return nil, fmt.Errorf("%w: starting the container's init: %w", runtime.ErrOS, err)
+	}
+	s := &sess{e: e, cmd: cmd, ctl: conn{host}, c: c, streams: streams}
+	if err := s.ctl.send(message{T: msgConfig, Config: cfg}); err != nil {
+		s.abort()
+		return nil, s.setupError(fmt.Errorf("%w: %w", runtime.ErrOS, err))
+	}
+	return s, nil
+}

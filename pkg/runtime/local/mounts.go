@@ -1,0 +1,180 @@
+package local
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// devices bind-mounted from the host into the container's minimal /dev.
+var devices = []string{"null", "zero", "full", "random", "urandom", "tty"}
+
+// setupRoot finishes the container's filesystem under root (the overlay the
+// constructor mounted) and pivots into it: /proc of the joined PID
+// namespace, a minimal /dev with its own devpts, /sys, and the target's name
+// resolution files.
+func setupRoot(cfg *initConfig, warn func(string)) error {
+	root := cfg.Rootfs
+	for name, data := range cfg.Files {
+		if err := writeFile(root, name, data); err != nil {
+			warn(fmt.Sprintf("copying the target's %s: %v", name, err))
+		}
+	}
+	if err := mountAt(root, "/proc", "proc", "proc", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, ""); err != nil {
+		return err
+	}
+	if err := setupDev(root, cfg.Privileged); err != nil {
+		return err
+	}
+	if err := setupSys(root, cfg.Privileged); err != nil {
+		warn(err.Error())
+	}
+	return pivot(root)
+}
+
+// mountAt mounts source on root+dir, creating the directory.
+func mountAt(root, dir, source, fstype string, flags uintptr, data string) error {
+	target, err := realDir(root, dir)
+	if err != nil {
+		return fmt.Errorf("creating %s in the image: %w", dir, err)
+	}
+	if err := unix.Mount(source, target, fstype, flags, data); err != nil {
+		return fmt.Errorf("mounting %s on %s: %w", fstype, dir, err)
+	}
+	return nil
+}
+
+func setupDev(root string, privileged bool) error {
+	dev, err := realDir(root, "/dev")
+	if err != nil {
+		return fmt.Errorf("creating /dev in the image: %w", err)
+	}
+	if privileged {
+		if err := mountAt(root, "/dev", "/dev", "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return err
+		}
+	} else {
+		if err := mountAt(root, "/dev", "tmpfs", "tmpfs", unix.MS_NOSUID|unix.MS_STRICTATIME, "mode=755,size=65536k"); err != nil {
+			return err
+		}
+		for _, d := range devices {
+			p := filepath.Join(dev, d)
+			f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY, 0o666)
+			if err != nil {
+				return fmt.Errorf("creating /dev/%s: %w", d, err)
+			}
+			f.Close()
+			if err := unix.Mount("/dev/"+d, p, "", unix.MS_BIND, ""); err != nil {
+				return fmt.Errorf("binding /dev/%s: %w", d, err)
+			}
+		}
+		for name, to := range map[string]string{"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0",
+			"stdout": "/proc/self/fd/1", "stderr": "/proc/self/fd/2", "core": "/proc/kcore"} {
+			if err := os.Symlink(to, filepath.Join(dev, name)); err != nil {
+				return fmt.Errorf("linking /dev/%s: %w", name, err)
+			}
+		}
+		if err := mountAt(root, "/dev/shm", "shm", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC, "mode=1777,size=65536k"); err != nil {
+			return err
+		}
+	}
+	// A private devpts: the session's terminal lives here, not on the host.
+	pts, err := realDir(root, "/dev/pts")
+	if err != nil {
+		return fmt.Errorf("creating /dev/pts: %w", err)
+	}
+	flags := uintptr(unix.MS_NOSUID | unix.MS_NOEXEC)
+	if err := unix.Mount("devpts", pts, "devpts", flags, "newinstance,ptmxmode=0666,mode=0620,gid=5"); err != nil {
+		// gid 5 may not be mapped in the target's user namespace.
+		if err := unix.Mount("devpts", pts, "devpts", flags, "newinstance,ptmxmode=0666,mode=0620"); err != nil {
+			return fmt.Errorf("mounting devpts: %w", err)
+		}
+	}
+	ptmx := filepath.Join(dev, "ptmx")
+	_ = os.Remove(ptmx)
+	if err := os.Symlink("pts/ptmx", ptmx); err != nil {
+		return fmt.Errorf("linking /dev/ptmx: %w", err)
+	}
+	return nil
+}
+
+// setupSys mounts a sysfs showing the joined network namespace's devices,
+// read-only unless privileged; where sysfs cannot be mounted (a network
+// namespace owned by another user namespace) it binds the host's.
+func setupSys(root string, privileged bool) error {
+	var ro uintptr = unix.MS_RDONLY
+	if privileged {
+		ro = 0
+	}
+	err := mountAt(root, "/sys", "sysfs", "sysfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC|ro, "")
+	if err == nil || !errors.Is(err, unix.EPERM) {
+		return err
+	}
+	if err := mountAt(root, "/sys", "/sys", "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+		return err
+	}
+	return unix.Mount("", filepath.Join(root, "sys"), "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_REC, "")
+}
+
+// pivot makes root the process's root and detaches the old one.
+func pivot(root string) error {
+	if err := unix.Chdir(root); err != nil {
+		return fmt.Errorf("entering the image root: %w", err)
+	}
+	if err := unix.PivotRoot(".", "."); err != nil {
+		return fmt.Errorf("pivoting into the image root: %w", err)
+	}
+	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
+		return fmt.Errorf("detaching the host's root: %w", err)
+	}
+	return unix.Chdir("/")
+}
+
+// realDir returns root+dir after making every component of dir a real
+// directory: the image is not chrooted yet, so a symlink in it (say /proc ->
+// /etc) must not lead a mount or a write onto the host. Symlinks are replaced;
+// the overlay's upper layer takes the change.
+func realDir(root, dir string) (string, error) {
+	p := root
+	for _, part := range strings.Split(filepath.Clean("/"+dir), "/") {
+		if part == "" {
+			continue
+		}
+		p = filepath.Join(p, part)
+		fi, err := os.Lstat(p)
+		switch {
+		case err == nil && fi.IsDir():
+			continue
+		case err == nil:
+			if err := os.Remove(p); err != nil {
+				return "", err
+			}
+		case !errors.Is(err, os.ErrNotExist):
+			return "", err
+		}
+		if err := os.Mkdir(p, 0o755); err != nil {
+			return "", err
+		}
+	}
+	return p, nil
+}
+
+// writeFile writes data to root+name, replacing a symlink rather than
+// following it out of the image.
+func writeFile(root, name string, data []byte) error {
+	dir, err := realDir(root, filepath.Dir(filepath.Clean("/"+name)))
+	if err != nil {
+		return err
+	}
+	p := filepath.Join(dir, filepath.Base(name))
+	if fi, err := os.Lstat(p); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		if err := os.Remove(p); err != nil {
+			return err
+		}
+	}
+	return os.WriteFile(p, data, 0o644)
+}

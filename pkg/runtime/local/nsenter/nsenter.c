@@ -1,0 +1,191 @@
+// nsenter.c: joins a target's namespaces before the Go runtime starts.
+//
+// setns(2) into user and time namespaces, and an effective setns into a PID
+// namespace, need a single-threaded process; a Go program is never one. Like
+// runc's nsexec, this constructor runs first when ephem re-executes itself
+// with _EPHEM_JOIN set. It:
+//   1. unshares a mount namespace (as the host's root) and mounts a tmpfs on
+//      _EPHEM_ROOTFS with the image as an overlay at <ROOTFS>/root;
+//   2. joins the namespaces listed in _EPHEM_NS ("user:4,net:5,...", user
+//      first), opening a second mount namespace owned by the target's user
+//      namespace when it joined one;
+//   3. forks: the parent stays a tiny relay that waits and passes the exit
+//      status on; the child returns into the Go runtime as the container's
+//      init, inside the target's PID namespace.
+// Errors go to the control socket (_EPHEM_CTL) as one JSON message.
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+
+static int ctl_fd = -1;
+
+// fail reports msg (with errno's text) on the control socket and exits.
+static void fail(const char *kind, const char *fmt, ...) {
+	int saved = errno;
+	char msg[1024], out[1400];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	va_end(ap);
+	// JSON-escape the two characters our messages can contain.
+	char esc[1100];
+	size_t j = 0;
+	for (size_t i = 0; msg[i] && j + 2 < sizeof esc; i++) {
+		if (msg[i] == '"' || msg[i] == '\\') esc[j++] = '\\';
+		esc[j++] = msg[i];
+	}
+	esc[j] = 0;
+	int n = snprintf(out, sizeof out, "{\"t\":\"error\",\"kind\":\"%s\",\"errno\":%d,\"msg\":\"%s: %s\"}",
+			 kind, saved, esc, strerror(saved));
+	if (ctl_fd >= 0) send(ctl_fd, out, n, MSG_NOSIGNAL);
+	_exit(125);
+}
+
+static int ns_flag(const char *name) {
+	static const struct { const char *n; int f; } t[] = {
+		{"user", CLONE_NEWUSER}, {"ipc", CLONE_NEWIPC}, {"uts", CLONE_NEWUTS},
+		{"net", CLONE_NEWNET}, {"pid", CLONE_NEWPID}, {"cgroup", CLONE_NEWCGROUP},
+		{"time", CLONE_NEWTIME}, {"mnt", CLONE_NEWNS},
+	};
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+		if (!strcmp(t[i].n, name)) return t[i].f;
+	return 0;
+}
+
+#ifndef SYS_fsopen
+#define SYS_fsopen 430
+#define SYS_fsconfig 431
+#define SYS_fsmount 432
+#define SYS_move_mount 429
+#endif
+#define FSCONFIG_SET_STRING_ 1
+#define FSCONFIG_CMD_CREATE_ 6
+#define MOVE_MOUNT_F_EMPTY_PATH_ 0x4
+
+// mount_overlay_new mounts with fsopen and one "lowerdir+" per layer (Linux
+// 6.8+), which has no limit on the number of layers. lower is top-first,
+// ':'-separated. Returns -1 with errno set when the kernel lacks support.
+static int mount_overlay_new(const char *lower, const char *upper, const char *work, const char *target) {
+	int fs = syscall(SYS_fsopen, "overlay", 1 /* FSOPEN_CLOEXEC */);
+	if (fs < 0) return -1;
+	char *dup = strdup(lower), *save = NULL;
+	for (char *l = strtok_r(dup, ":", &save); l; l = strtok_r(NULL, ":", &save)) {
+		if (syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING_, "lowerdir+", l, 0) < 0) {
+			free(dup);
+			close(fs);
+			return -1;
+		}
+	}
+	free(dup);
+	if (syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING_, "upperdir", upper, 0) < 0 ||
+	    syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING_, "workdir", work, 0) < 0 ||
+	    syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE_, NULL, NULL, 0) < 0) {
+		close(fs);
+		return -1;
+	}
+	int mnt = syscall(SYS_fsmount, fs, 1 /* FSMOUNT_CLOEXEC */, 0);
+	close(fs);
+	if (mnt < 0) return -1;
+	int r = syscall(SYS_move_mount, mnt, "", AT_FDCWD, target, MOVE_MOUNT_F_EMPTY_PATH_);
+	close(mnt);
+	return r;
+}
+
+// setup_rootfs mounts a tmpfs on dir and the image as an overlay on dir/root.
+static void setup_rootfs(const char *dir, const char *lower) {
+	char upper[4096], work[4096], root[4096];
+	if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0)
+		fail("os", "mounting a tmpfs on %s", dir);
+	snprintf(upper, sizeof upper, "%s/upper", dir);
+	snprintf(work, sizeof work, "%s/work", dir);
+	snprintf(root, sizeof root, "%s/root", dir);
+	if (mkdir(upper, 0755) < 0 || mkdir(work, 0755) < 0 || mkdir(root, 0755) < 0)
+		fail("os", "creating overlay directories under %s", dir);
+	if (mount_overlay_new(lower, upper, work, root) == 0) return;
+	// Older kernels: one option string, limited to a page.
+	size_t n = strlen(lower) + strlen(upper) + strlen(work) + 64;
+	char *opts = malloc(n);
+	snprintf(opts, n, "lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work);
+	if (mount("overlay", root, "overlay", 0, opts) < 0) {
+		if (errno == ENODEV)
+			fail("unsupported", "mounting the image: this kernel has no overlay filesystem (modprobe overlay)");
+		fail("os", "mounting the image as an overlay on %s", root);
+	}
+	free(opts);
+}
+
+// relay waits for the container's init and exits with its status, so the
+// ephem process that started us sees the session's end as our exit.
+static void relay(pid_t child) {
+	int st = 0;
+	close(ctl_fd);
+	for (;;) {
+		if (waitpid(child, &st, 0) >= 0) break;
+		if (errno != EINTR) _exit(125);
+	}
+	if (WIFSIGNALED(st)) _exit(128 + WTERMSIG(st));
+	_exit(WEXITSTATUS(st));
+}
+
+static void join(const char *spec) {
+	char *dup = strdup(spec), *save = NULL;
+	int joined_user = 0;
+	for (char *item = strtok_r(dup, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+		char *colon = strchr(item, ':');
+		if (!colon) fail("internal", "bad namespace item %s", item);
+		*colon = 0;
+		int flag = ns_flag(item), fd = atoi(colon + 1);
+		if (!flag) fail("internal", "unknown namespace %s", item);
+		if (setns(fd, flag) < 0) fail(errno == EPERM ? "permission" : "os", "joining the target's %s namespace", item);
+		close(fd);
+		if (flag == CLONE_NEWUSER) {
+			joined_user = 1;
+			// Become root of the target's user namespace, as runc does.
+			if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
+				fail("os", "becoming root in the target's user namespace (is UID 0 mapped?)");
+		}
+	}
+	free(dup);
+	// Mounts from here on need a mount namespace owned by the joined user
+	// namespace; it inherits the overlay mounted above.
+	if (joined_user && unshare(CLONE_NEWNS) < 0)
+		fail("os", "creating a mount namespace in the target's user namespace");
+}
+
+__attribute__((constructor)) static void ephem_nsenter(void) {
+	const char *spec = getenv("_EPHEM_JOIN");
+	if (!spec) return;
+	const char *ctl = getenv("_EPHEM_CTL");
+	ctl_fd = ctl ? atoi(ctl) : -1;
+	// Nothing in the target may open /proc/<us>/exe and write the host's
+	// binary (CVE-2019-5736): stay non-dumpable until exec.
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) fail("os", "making the process non-dumpable");
+	if (unshare(CLONE_NEWNS) < 0) fail("os", "creating a mount namespace");
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) fail("os", "making mounts private");
+	const char *rootfs = getenv("_EPHEM_ROOTFS"), *lower = getenv("_EPHEM_LOWER");
+	if (rootfs && lower) setup_rootfs(rootfs, lower);
+	join(spec);
+	if (getenv("_EPHEM_NEWPID") && unshare(CLONE_NEWPID) < 0) fail("os", "creating a PID namespace");
+	pid_t pid = fork();
+	if (pid < 0) fail("os", "forking the container's init");
+	if (pid > 0) relay(pid);
+	// The container's init: end with the relay (and so with ephem).
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) < 0) fail("os", "setting the parent-death signal");
+}

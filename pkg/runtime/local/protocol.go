@@ -1,0 +1,105 @@
+package local
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+
+	"golang.org/x/sys/unix"
+)
+
+// Message types on the control socket.
+const (
+	msgConfig  = "config"  // host → init: the initConfig
+	msgSignal  = "signal"  // host → init: deliver Signal to the command
+	msgKill    = "kill"    // host → init: end the session now
+	msgError   = "error"   // init → host: setting up failed
+	msgWarning = "warning" // init → host: something optional failed
+	msgPTY     = "pty"     // init → host: the terminal's master, as SCM_RIGHTS
+	msgStarted = "started" // init → host: the command runs
+	msgExit    = "exit"    // init → host: the command ended with Code
+)
+
+// message is one datagram on the control socket.
+type message struct {
+	T      string      `json:"t"`
+	Kind   string      `json:"kind,omitempty"`
+	Errno  int         `json:"errno,omitempty"`
+	Msg    string      `json:"msg,omitempty"`
+	Code   int         `json:"code,omitempty"`
+	Signal int         `json:"signal,omitempty"`
+	Config *initConfig `json:"config,omitempty"`
+}
+
+// maxMessage bounds one datagram; a config with many layers and files fits.
+const maxMessage = 1 << 20
+
+// conn is one end of the control socket.
+type conn struct{ f *os.File }
+
+func (c conn) send(m message, fds ...int) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("encoding %s message: %w", m.T, err)
+	}
+	var oob []byte
+	if len(fds) > 0 {
+		oob = unix.UnixRights(fds...)
+	}
+	if err := unix.Sendmsg(int(c.f.Fd()), b, oob, nil, 0); err != nil {
+		return fmt.Errorf("sending %s message: %w", m.T, err)
+	}
+	return nil
+}
+
+// recv reads one message and any descriptors passed with it. io.EOF-like
+// closure is reported as errClosed.
+func (c conn) recv() (message, []int, error) {
+	buf := make([]byte, maxMessage)
+	oob := make([]byte, unix.CmsgSpace(4*4))
+	for {
+		n, oobn, _, _, err := unix.Recvmsg(int(c.f.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return message{}, nil, fmt.Errorf("reading the control socket: %w", err)
+		}
+		if n == 0 && oobn == 0 {
+			return message{}, nil, errClosed
+		}
+		var fds []int
+		if oobn > 0 {
+			scms, err := unix.ParseSocketControlMessage(oob[:oobn])
+			if err != nil {
+				return message{}, nil, fmt.Errorf("parsing control message: %w", err)
+			}
+			for _, s := range scms {
+				got, err := unix.ParseUnixRights(&s)
+				if err == nil {
+					fds = append(fds, got...)
+				}
+			}
+		}
+		var m message
+		if err := json.Unmarshal(buf[:n], &m); err != nil {
+			return message{}, nil, fmt.Errorf("decoding control message: %w", err)
+		}
+		return m, fds, nil
+	}
+}
+
+type closedError struct{}
+
+func (closedError) Error() string { return "control socket closed" }
+
+var errClosed error = closedError{}
+
+// socketPair returns the host's and the init's ends of a control socket.
+func socketPair() (host, init *os.File, err error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, nil, fmt.Errorf("creating the control socket: %w", err)
+	}
+	return os.NewFile(uintptr(fds[0]), "ephem-ctl-host"), os.NewFile(uintptr(fds[1]), "ephem-ctl-init"), nil
+}

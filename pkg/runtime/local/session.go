@@ -1,0 +1,140 @@
+package local
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"syscall"
+	"time"
+
+	"github.com/ephem-dev/ephem/pkg/runtime"
+	"github.com/ephem-dev/ephem/pkg/session"
+	"github.com/ephem-dev/ephem/pkg/spec"
+)
+
+// sess is one running debug container seen from the host.
+type sess struct {
+	e       *Engine
+	cmd     *exec.Cmd
+	ctl     conn
+	c       spec.Container
+	streams session.Streams
+}
+
+type received struct {
+	m   message
+	fds []int
+	err error
+}
+
+// run relays the session until the command's exit code is known.
+func (s *sess) run(ctx context.Context, t *openTarget, what string) error {
+	defer s.ctl.f.Close()
+	msgs := make(chan received)
+	go func() {
+		for {
+			m, fds, err := s.ctl.recv()
+			msgs <- received{m, fds, err}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	gone := t.exited()
+	var (
+		termDone   = make(chan error, 1)
+		grace      <-chan time.Time
+		done       = ctx.Done()
+		targetGone bool
+	)
+	for {
+		select {
+		case r := <-msgs:
+			if r.err != nil {
+				return s.finish(fmt.Errorf("%w: the debug container's init ended without an exit code", runtime.ErrOS), targetGone, what)
+			}
+			switch r.m.T {
+			case msgError:
+				s.abort()
+				return s.setupError(errors.New(r.m.Msg), r.m)
+			case msgWarning:
+				fmt.Fprintf(s.e.opts.Log, "warning: %s\n", r.m.Msg)
+			case msgPTY:
+				if len(r.fds) != 1 {
+					s.abort()
+					return fmt.Errorf("%w: init sent %d terminal descriptors", runtime.ErrOS, len(r.fds))
+				}
+				master := os.NewFile(uintptr(r.fds[0]), "pty-master")
+				term := &session.Terminal{Master: master, Streams: s.streams, DetachKeys: s.e.opts.DetachKeys}
+				go func() { termDone <- term.Run(ctx); master.Close() }()
+			case msgExit:
+				s.wait()
+				if targetGone {
+					return s.finish(nil, true, what)
+				}
+				if r.m.Code != 0 {
+					return &runtime.ExitError{Code: r.m.Code}
+				}
+				return nil
+			}
+		case err := <-termDone:
+			if errors.Is(err, session.ErrDetached) {
+				fmt.Fprintln(s.e.opts.Log, "detached: ending the session (the local engine does not keep detached sessions yet)")
+				_ = s.ctl.send(message{T: msgKill})
+			}
+		case <-gone:
+			gone, targetGone = nil, true
+			_ = s.ctl.send(message{T: msgKill})
+		case <-done:
+			done = nil
+			sig := session.SignalOf(context.Cause(ctx))
+			_ = s.ctl.send(message{T: msgSignal, Signal: int(sig)})
+			grace = time.After(s.e.opts.GracePeriod)
+		case <-grace:
+			_ = s.ctl.send(message{T: msgKill})
+		}
+	}
+}
+
+// finish turns the end of a session without an exit code into an error.
+func (s *sess) finish(err error, targetGone bool, what string) error {
+	s.wait()
+	if targetGone {
+		return fmt.Errorf("%w: %s exited during the session", runtime.ErrTargetGone, what)
+	}
+	return err
+}
+
+// setupError maps init's report of a failed set-up to a sentinel error.
+func (s *sess) setupError(err error, m ...message) error {
+	s.wait()
+	if len(m) == 0 {
+		return err
+	}
+	switch m[0].Kind {
+	case "unsupported":
+		return fmt.Errorf("%w: %w", runtime.ErrUnsupported, err)
+	case "permission":
+		return fmt.Errorf("%w: %w", runtime.ErrPermission, err)
+	case "usage":
+		return fmt.Errorf("%w: %w", errUsage, err)
+	case "notfound":
+		return &runtime.ExitError{Code: 127, Err: err}
+	}
+	if m[0].Errno == int(syscall.ENOSPC) {
+		return fmt.Errorf("%w: %w", runtime.ErrOS, err)
+	}
+	return fmt.Errorf("%w: setting up the debug container: %w", runtime.ErrOS, err)
+}
+
+// abort kills the init and its relay.
+func (s *sess) abort() {
+	_ = s.ctl.send(message{T: msgKill})
+	if s.cmd.Process != nil {
+		_ = s.cmd.Process.Kill()
+	}
+}
+
+func (s *sess) wait() { _ = s.cmd.Wait() }

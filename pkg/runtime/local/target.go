@@ -1,0 +1,135 @@
+package local
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/ephem-dev/ephem/pkg/runtime"
+	"github.com/ephem-dev/ephem/pkg/target"
+	"golang.org/x/sys/unix"
+)
+
+// nsOrder is the order namespaces are joined in: the user namespace first,
+// so the others are joined with its privileges; pid and time last, as they
+// take effect only for the child forked afterwards.
+var nsOrder = []string{"user", "cgroup", "ipc", "uts", "net", "time", "pid"}
+
+// alwaysJoined are shared with the target even when they equal the host's.
+var alwaysJoined = map[string]bool{"ipc": true, "uts": true, "net": true, "pid": true}
+
+// openTarget is a live target held by descriptors: a pidfd and one
+// descriptor per namespace to join, so a recycled PID cannot swap the
+// target between the check and the join.
+type openTarget struct {
+	pid    int
+	pidfd  int
+	ns     []string
+	files  []*os.File
+	status string
+}
+
+// open opens pid's namespaces. sharePID says whether to join its PID
+// namespace.
+func open(pid int, sharePID bool) (*openTarget, error) {
+	pidfd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		if errors.Is(err, unix.ESRCH) {
+			return nil, fmt.Errorf("%w: process %d has exited: pick a running process", target.ErrNotFound, pid)
+		}
+		return nil, fmt.Errorf("%w: opening process %d: %w", runtime.ErrOS, pid, err)
+	}
+	t := &openTarget{pid: pid, pidfd: pidfd}
+	for _, ns := range nsOrder {
+		if ns == "pid" && !sharePID {
+			continue
+		}
+		if !alwaysJoined[ns] {
+			same, err := sameNamespace(pid, ns)
+			if err != nil || same {
+				continue // the kernel lacks it, or there is nothing to join
+			}
+		}
+		f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/ns/" + ns)
+		if err != nil {
+			t.close()
+			if errors.Is(err, os.ErrNotExist) {
+				return nil, fmt.Errorf("%w: process %d exited while ephem opened it", target.ErrNotFound, pid)
+			}
+			return nil, fmt.Errorf("%w: opening the %s namespace of process %d: %w", runtime.ErrPermission, ns, pid, err)
+		}
+		t.ns = append(t.ns, ns)
+		t.files = append(t.files, f)
+	}
+	if !t.alive() {
+		t.close()
+		return nil, fmt.Errorf("%w: process %d exited while ephem opened it", target.ErrNotFound, pid)
+	}
+	return t, nil
+}
+
+// sameNamespace says whether pid shares this process's namespace ns.
+func sameNamespace(pid int, ns string) (bool, error) {
+	var a, b unix.Stat_t
+	if err := unix.Stat("/proc/self/ns/"+ns, &a); err != nil {
+		return false, err
+	}
+	if err := unix.Stat("/proc/"+strconv.Itoa(pid)+"/ns/"+ns, &b); err != nil {
+		return false, err
+	}
+	return a.Ino == b.Ino && a.Dev == b.Dev, nil
+}
+
+// alive says whether the process the pidfd holds still runs.
+func (t *openTarget) alive() bool {
+	return unix.PidfdSendSignal(t.pidfd, 0, nil, 0) == nil
+}
+
+// joinSpec is the constructor's "ns:fd" list, given the descriptor number
+// the first namespace file gets in the child.
+func (t *openTarget) joinSpec(firstFD int) string {
+	parts := make([]string, len(t.ns))
+	for i, ns := range t.ns {
+		parts[i] = ns + ":" + strconv.Itoa(firstFD+i)
+	}
+	return strings.Join(parts, ",")
+}
+
+// exited returns a channel closed when the target exits.
+func (t *openTarget) exited() <-chan struct{} {
+	ch := make(chan struct{})
+	go func() {
+		fds := []unix.PollFd{{Fd: int32(t.pidfd), Events: unix.POLLIN}}
+		for {
+			n, err := unix.Poll(fds, -1)
+			if err == unix.EINTR || (err == nil && n == 0) {
+				continue
+			}
+			close(ch)
+			return
+		}
+	}()
+	return ch
+}
+
+func (t *openTarget) close() {
+	for _, f := range t.files {
+		f.Close()
+	}
+	t.files = nil
+}
+
+// readTargetFiles returns the target's name-resolution files, so tools in
+// the debug container resolve names as the target does.
+func readTargetFiles(pid int) map[string][]byte {
+	out := map[string][]byte{}
+	for _, name := range []string{"/etc/resolv.conf", "/etc/hosts", "/etc/hostname"} {
+		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/root" + name)
+		if err == nil && len(b) < 1<<20 {
+			out[name] = b
+		}
+	}
+	return out
+}

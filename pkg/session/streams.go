@@ -1,0 +1,38 @@
+// Package session connects a user's terminal or pipes to a debug container's
+// process: stream copying, raw mode, window-size propagation and detach keys.
+// Backends hand it a terminal master or a set of pipes.
+package session
+
+import (
+	"io"
+	"os"
+
+	"golang.org/x/term"
+)
+
+// Streams are the user's standard streams.
+type Streams struct {
+	In       io.Reader
+	Out, Err io.Writer
+}
+
+// fdOf returns the file descriptor behind v when it is an *os.File.
+func fdOf(v any) (int, bool) {
+	f, ok := v.(*os.File)
+	if !ok {
+		return 0, false
+	}
+	return int(f.Fd()), true
+}
+
+// IsTerminal says whether the input stream is a terminal.
+func (s Streams) IsTerminal() bool {
+	fd, ok := fdOf(s.In)
+	return ok && term.IsTerminal(fd)
+}
+
+// ErrIsTerminal says whether the error stream is a terminal (for progress bars).
+func (s Streams) ErrIsTerminal() bool {
+	fd, ok := fdOf(s.Err)
+	return ok && term.IsTerminal(fd)
+}

@@ -1,0 +1,98 @@
+package target
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// DockerClient is the subset of the Docker Engine API ephem uses: inspecting
+// a container for its init PID. It speaks plain HTTP on the daemon's unix
+// socket (or tcp://, for a daemon published on loopback).
+type DockerClient struct {
+	host string
+	http *http.Client
+	base string
+}
+
+// DefaultDockerHost is used when DOCKER_HOST is empty.
+const DefaultDockerHost = "unix:///var/run/docker.sock"
+
+// NewDockerClient returns a client for host, a DOCKER_HOST value.
+func NewDockerClient(host string) *DockerClient {
+	if host == "" {
+		host = DefaultDockerHost
+	}
+	c := &DockerClient{host: host, http: &http.Client{Timeout: 10 * time.Second}, base: "http://docker"}
+	switch {
+	case strings.HasPrefix(host, "unix://"):
+		path := strings.TrimPrefix(host, "unix://")
+		c.http.Transport = &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", path)
+		}}
+	case strings.HasPrefix(host, "tcp://"):
+		c.base = "http://" + strings.TrimPrefix(host, "tcp://")
+	}
+	return c
+}
+
+type dockerInspect struct {
+	Name  string
+	State struct {
+		Running bool
+		Paused  bool
+		Pid     int
+		Status  string
+	}
+}
+
+// InitPID returns the host PID of the named container's init process.
+func (c *DockerClient) InitPID(ctx context.Context, nameOrID string) (int, error) {
+	if !strings.HasPrefix(c.host, "unix://") && !strings.HasPrefix(c.host, "tcp://") {
+		return 0, fmt.Errorf("%w: DOCKER_HOST=%q: only unix:// and tcp:// are supported", ErrInvalid, c.host)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/containers/"+url.PathEscape(nameOrID)+"/json", nil)
+	if err != nil {
+		return 0, fmt.Errorf("building docker request: %w", err)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("%w: connecting to docker at %s: %w (is dockerd running? set DOCKER_HOST)", ErrUnreachable, c.host, unwrapURL(err))
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+	if err != nil {
+		return 0, fmt.Errorf("%w: reading docker's answer: %w", ErrUnreachable, err)
+	}
+	switch resp.StatusCode {
+	case http.StatusOK:
+	case http.StatusNotFound:
+		return 0, fmt.Errorf("%w: docker has no container %q: list them with docker ps", ErrNotFound, nameOrID)
+	default:
+		return 0, fmt.Errorf("%w: docker answered %s: %s", ErrUnreachable, resp.Status, strings.TrimSpace(string(body)))
+	}
+	var in dockerInspect
+	if err := json.Unmarshal(body, &in); err != nil {
+		return 0, fmt.Errorf("decoding docker container %q: %w", nameOrID, err)
+	}
+	if !in.State.Running || in.State.Pid <= 0 {
+		return 0, fmt.Errorf("%w: docker container %q is %s, not running: start it first", ErrNotFound, nameOrID, in.State.Status)
+	}
+	return in.State.Pid, nil
+}
+
+func unwrapURL(err error) error {
+	var u *url.Error
+	if errors.As(err, &u) {
+		return u.Err
+	}
+	return err
+}

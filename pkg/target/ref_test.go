@@ -1,0 +1,79 @@
+package target_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/ephem-dev/ephem/pkg/target"
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+)
+
+func TestParse(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    target.Ref
+		wantErr string
+	}{
+		{in: "pid:4242", want: target.Ref{Scheme: "pid", Kind: target.Local, Name: "4242", Raw: "pid:4242"}},
+		{in: "docker://web", want: target.Ref{Scheme: "docker", Kind: target.Local, Name: "web", Raw: "docker://web"}},
+		{in: "docker://0123abcd", want: target.Ref{Scheme: "docker", Kind: target.Local, Name: "0123abcd", Raw: "docker://0123abcd"}},
+		{in: "", wantErr: "empty target"},
+		{in: "pid:", wantErr: "positive decimal"},
+		{in: "pid:-3", wantErr: "positive decimal"},
+		{in: "pid:0", wantErr: "positive decimal"},
+		{in: "pid:012", wantErr: "positive decimal"},
+		{in: "pid:12x", wantErr: "positive decimal"},
+		{in: "4242", wantErr: "write a process as pid:4242"},
+		{in: "docker://", wantErr: "missing container name"},
+		{in: "docker://a/b", wantErr: "no '/'"},
+		{in: "lxc://x", wantErr: "unknown scheme; supported: pid:4242, docker://NAME|ID"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.in, func(t *testing.T) {
+			got, err := target.Parse(tt.in)
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("Parse(%q) error = %v, want one containing %q", tt.in, err, tt.wantErr)
+				}
+				if !errors.Is(err, target.ErrInvalid) {
+					t.Fatalf("Parse(%q) error %v does not wrap ErrInvalid", tt.in, err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("Parse(%q): %v", tt.in, err)
+			}
+			if diff := cmp.Diff(tt.want, got, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("Parse(%q) (-want +got):\n%s", tt.in, diff)
+			}
+		})
+	}
+}
+
+func TestRegisterScheme(t *testing.T) {
+	target.RegisterScheme("podtest", target.Kubernetes, "podtest/", "podtest/NAME", func(r *target.Ref, rest string) error {
+		r.Name = rest
+		return nil
+	})
+	got, err := target.Parse("podtest/web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Kind != target.Kubernetes || got.Name != "web" {
+		t.Errorf("got %+v", got)
+	}
+	if !strings.Contains(target.Supported(), "podtest/NAME") {
+		t.Errorf("Supported() = %q lacks the new scheme", target.Supported())
+	}
+}
+
+func TestCheckAlive(t *testing.T) {
+	if err := target.CheckAlive(1); err != nil {
+		t.Errorf("CheckAlive(1) = %v", err)
+	}
+	if err := target.CheckAlive(1 << 30); !errors.Is(err, target.ErrNotFound) {
+		t.Errorf("CheckAlive(huge) = %v, want ErrNotFound", err)
+	}
+}
