@@ -1,0 +1,109 @@
+# lib.sh: settings and helpers shared by up.sh and down.sh. Sourced, not run.
+# shellcheck shell=bash
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+repo="$(cd "$here/../.." && pwd)"
+# shellcheck source=versions.env
+source "$here/versions.env"
+
+# Everything the cluster writes lives under D.
+D="${EPHEM_CLUSTER_DIR:-/var/lib/ephem-cluster}"
+NODE_NAME="${EPHEM_NODE_NAME:-ephem-node}"
+BRIDGE="${EPHEM_BRIDGE:-ephem0}"
+POD_CIDR="${EPHEM_POD_CIDR:-10.244.0.0/24}"
+NODE_IP="${POD_CIDR%.*}.1"
+SERVICE_CIDR="${EPHEM_SERVICE_CIDR:-10.96.0.0/24}"
+SERVICE_IP="${SERVICE_CIDR%.*}.1"
+APISERVER_PORT="${EPHEM_APISERVER_PORT:-16443}"
+ETCD_PORT="${EPHEM_ETCD_PORT:-23790}"
+ETCD_PEER_PORT="${EPHEM_ETCD_PEER_PORT:-23800}"
+REGISTRY_PORT="${EPHEM_REGISTRY_PORT:-5050}"
+REGISTRY="127.0.0.1:$REGISTRY_PORT"
+CNI_NETWORK=ephem-pods
+CGROUP_ROOT=ephem-cluster
+CHAIN_FWD=EPHEM-CLUSTER-FWD
+CHAIN_IN=EPHEM-CLUSTER-IN
+# Sysctls the kubelet or the bridge may change; saved by up, restored by down.
+SYSCTLS=(kernel.panic kernel.panic_on_oops vm.overcommit_memory net.ipv4.ip_forward)
+# Components in start order; down stops them in reverse.
+COMPONENTS=(registry etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet)
+
+log() { printf '%s %s: %s\n' "$(date +%H:%M:%S)" "${0##*/}" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+require_root() { [[ $EUID -eq 0 ]] || die "must run as root (it starts a kubelet and containerd)"; }
+
+# pid_of NAME prints the pid of a running component started by up.sh.
+pid_of() {
+	local f="$D/run/$1.pid" pid
+	[[ -f $f ]] || return 1
+	pid="$(<"$f")"
+	[[ -n $pid && -d /proc/$pid ]] || return 1
+	# Guard against pid reuse: the process must refer to our state dir.
+	tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$D/" || return 1
+	echo "$pid"
+}
+
+# start_daemon NAME CMD... runs CMD detached, logging to $D/logs/NAME.log.
+start_daemon() {
+	local name="$1"
+	shift
+	mkdir -p "$D/logs" "$D/run"
+	setsid "$@" </dev/null >>"$D/logs/$name.log" 2>&1 &
+	echo $! >"$D/run/$name.pid"
+	log "started $name (pid $!)"
+}
+
+# wait_for DESC SECONDS CMD... retries CMD every 0.2 s until it succeeds.
+wait_for() {
+	local desc="$1" timeout="$2" start=$SECONDS
+	shift 2
+	until "$@" >/dev/null 2>&1; do
+		if ((SECONDS - start >= timeout)); then
+			log "timed out after ${timeout}s waiting for $desc"
+			return 1
+		fi
+		sleep 0.2
+	done
+}
+
+# stop_pid NAME PID [TIMEOUT]: SIGTERM, then SIGKILL after TIMEOUT seconds.
+stop_pid() {
+	local name="$1" pid="$2" timeout="${3:-10}" i
+	kill -TERM "$pid" 2>/dev/null || { log "stopped $name (pid $pid)"; return 0; }
+	for ((i = 0; i < timeout * 10; i++)); do
+		[[ -d /proc/$pid ]] || { log "stopped $name (pid $pid)"; return 0; }
+		sleep 0.1
+	done
+	log "killing $name (pid $pid) after ${timeout}s"
+	kill -KILL "$pid" 2>/dev/null || true
+	for ((i = 0; i < 50; i++)); do [[ -d /proc/$pid ]] || return 0; sleep 0.1; done
+}
+
+# our_pids prints the pids of every process whose command line names our
+# state directory (components, containerd shims, the registry).
+our_pids() {
+	local p cmd
+	for p in /proc/[0-9]*; do
+		[[ ${p#/proc/} == "$$" ]] && continue
+		cmd="$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null)" || continue
+		[[ $cmd == *"$D/"* ]] && echo "${p#/proc/}"
+	done
+	return 0
+}
+
+# cgroup_pids prints the pids in the cluster's cgroups (pods' processes).
+cgroup_pids() {
+	local f
+	for f in /sys/fs/cgroup/*/"$CGROUP_ROOT"; do
+		[[ -d $f ]] || continue
+		find "$f" -name cgroup.procs -exec cat {} + 2>/dev/null
+	done | sort -u
+}
+
+# our_mounts prints mount points under $D or our netns, deepest first.
+our_mounts() {
+	awk -v d="$D/" '{ gsub(/\\040/, " ", $5); if (index($5, d) == 1) print $5 }' /proc/self/mountinfo | sort -ru
+}
+
+kubectl_() { "$D/bin/kubectl" --kubeconfig "$D/kubeconfig" "$@"; }
