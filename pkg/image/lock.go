@@ -1,0 +1,181 @@
+package image
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// flock applies how (unix.LOCK_SH or unix.LOCK_EX) to f, waiting until the
+// lock is granted or ctx is done. It polls rather than blocking in the
+// kernel so that a cancelled run stops waiting.
+func flock(ctx context.Context, f *os.File, how int) error {
+	_, err := flockUntil(ctx, f, how, nil)
+	return err
+}
+
+// flockUntil is flock that also gives up, returning false, as soon as stop
+// (if not nil) returns true.
+func flockUntil(ctx context.Context, f *os.File, how int, stop func() bool) (bool, error) {
+	wait := time.Millisecond
+	for {
+		err := unix.Flock(int(f.Fd()), how|unix.LOCK_NB)
+		if err == nil {
+			return true, nil
+		}
+		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
+			return false, fmt.Errorf("locking %s: %w", f.Name(), err)
+		}
+		if stop != nil && stop() {
+			return false, nil
+		}
+		select {
+		case <-ctx.Done():
+			return false, fmt.Errorf("waiting for lock %s: %w", f.Name(), ctx.Err())
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 50*time.Millisecond)
+	}
+}
+
+// tryFlock applies how without waiting and reports whether it was granted.
+func tryFlock(f *os.File, how int) bool {
+	return unix.Flock(int(f.Fd()), how|unix.LOCK_NB) == nil
+}
+
+// sameFile reports whether the open file f is still the file at path, that
+// is, whether it has not been unlinked or replaced since it was opened.
+func sameFile(f *os.File, path string) bool {
+	var a, b unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &a) != nil || unix.Stat(path, &b) != nil {
+		return false
+	}
+	return a.Dev == b.Dev && a.Ino == b.Ino
+}
+
+// lockFile opens path, creating it, and locks it with how. Lock files may
+// be removed by Prune while it holds them exclusively, so lockFile retries
+// until the file it holds is the one at path.
+func lockFile(ctx context.Context, path string, how int) (*os.File, error) {
+	f, err := lockFileUntil(ctx, path, how, nil)
+	return f, err
+}
+
+// lockFileUntil is lockFile that gives up, returning nil, as soon as stop
+// (if not nil) returns true.
+func lockFileUntil(ctx context.Context, path string, how int, stop func() bool) (*os.File, error) {
+	for {
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("opening lock file: %w", err)
+		}
+		ok, err := flockUntil(ctx, f, how, stop)
+		if err != nil || !ok {
+			f.Close()
+			return nil, err
+		}
+		if sameFile(f, path) {
+			return f, nil
+		}
+		f.Close()
+	}
+}
+
+// tempEntry is a directory or file under <dir>/tmp that its owner holds
+// flocked for as long as it works on it; GC removes entries nobody holds.
+type tempEntry struct {
+	path string
+	f    *os.File // holds the flock
+}
+
+// newTempDir creates and locks a fresh directory under tmpRoot.
+func newTempDir(tmpRoot, pattern string) (*tempEntry, error) {
+	for range 5 {
+		p, err := os.MkdirTemp(tmpRoot, pattern)
+		if err != nil {
+			return nil, fmt.Errorf("creating temporary directory: %w", err)
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			continue // removed by a concurrent GC before we could lock it
+		}
+		if tryFlock(f, unix.LOCK_EX) && sameFile(f, p) {
+			return &tempEntry{path: p, f: f}, nil
+		}
+		f.Close()
+	}
+	return nil, fmt.Errorf("creating temporary directory in %s: raced with garbage collection", tmpRoot)
+}
+
+// newTempFile creates and locks a fresh file under tmpRoot.
+func newTempFile(tmpRoot, pattern string) (*tempEntry, error) {
+	for range 5 {
+		f, err := os.CreateTemp(tmpRoot, pattern)
+		if err != nil {
+			return nil, fmt.Errorf("creating temporary file: %w", err)
+		}
+		if tryFlock(f, unix.LOCK_EX) && sameFile(f, f.Name()) {
+			return &tempEntry{path: f.Name(), f: f}, nil
+		}
+		f.Close()
+	}
+	return nil, fmt.Errorf("creating temporary file in %s: raced with garbage collection", tmpRoot)
+}
+
+// release removes whatever is left at the entry's path and drops the lock.
+func (t *tempEntry) release() error {
+	err := os.RemoveAll(t.path)
+	t.f.Close()
+	return err
+}
+
+// collectTemp removes the entries under tmpRoot that no live process holds
+// locked, returning the bytes freed.
+func collectTemp(tmpRoot string) (int64, error) {
+	ents, err := os.ReadDir(tmpRoot)
+	if err != nil {
+		return 0, fmt.Errorf("reading %s: %w", tmpRoot, err)
+	}
+	var freed int64
+	var errs []error
+	for _, e := range ents {
+		p := filepath.Join(tmpRoot, e.Name())
+		f, err := os.Open(p)
+		if err != nil {
+			continue // gone already, or never ours to lock
+		}
+		if tryFlock(f, unix.LOCK_EX) {
+			freed += diskUsage(p)
+			if err := os.RemoveAll(p); err != nil {
+				errs = append(errs, fmt.Errorf("removing stale %s: %w", p, err))
+			}
+		}
+		f.Close()
+	}
+	return freed, errors.Join(errs...)
+}
+
+// diskUsage returns the bytes allocated to the tree at p, counting each
+// hard-linked inode once. Errors are ignored: the figure is informational.
+func diskUsage(p string) int64 {
+	seen := map[uint64]bool{}
+	var total int64
+	_ = filepath.WalkDir(p, func(path string, _ os.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		var st unix.Stat_t
+		if unix.Lstat(path, &st) != nil || seen[st.Ino] {
+			return nil
+		}
+		seen[st.Ino] = true
+		total += st.Blocks * 512
+		return nil
+	})
+	return total
+}

@@ -1,0 +1,276 @@
+package image
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// refNameAnnotation names an image in an OCI layout's index.json.
+const refNameAnnotation = "org.opencontainers.image.ref.name"
+
+// retryBackoff is how remote requests are retried on transient failures.
+var retryBackoff = remote.Backoff{Duration: 500_000_000, Factor: 3, Jitter: 0.1, Steps: 3}
+
+// source is a resolved image, ready to have its layers read.
+type source struct {
+	img    v1.Image
+	digest v1.Hash // manifest digest; config digest for docker-archive
+	// compressed says to read layers with Compressed() and verify their
+	// blob digest; docker-archive layers are read with Uncompressed(), so a
+	// tarball of uncompressed layers is never recompressed to compute one.
+	compressed bool
+}
+
+// HostPlatform returns the platform of this host: runtime.GOOS and GOARCH,
+// with variant v7 on arm and v8 on arm64.
+func HostPlatform() v1.Platform {
+	p := v1.Platform{OS: runtime.GOOS, Architecture: runtime.GOARCH}
+	switch runtime.GOARCH {
+	case "arm":
+		p.Variant = "v7"
+	case "arm64":
+		p.Variant = "v8"
+	}
+	return p
+}
+
+// platformString formats p as os/arch[/variant].
+func platformString(p v1.Platform) string {
+	s := p.OS + "/" + p.Architecture
+	if p.Variant != "" {
+		s += "/" + p.Variant
+	}
+	return s
+}
+
+// platformMatches reports whether an image for got runs where want is asked
+// for. An empty wanted variant accepts any; arm64 treats "" and v8 alike.
+func platformMatches(want, got v1.Platform) bool {
+	if want.OS != got.OS || want.Architecture != got.Architecture {
+		return false
+	}
+	wv, gv := want.Variant, got.Variant
+	if want.Architecture == "arm64" {
+		wv, gv = strings.TrimPrefix(wv, "v8"), strings.TrimPrefix(gv, "v8")
+	}
+	return wv == "" || gv == "" || wv == gv
+}
+
+// pickPlatform returns the manifest of im for want, or an ErrUnsupported
+// error listing the platforms im offers.
+func pickPlatform(im *v1.IndexManifest, want v1.Platform) (v1.Descriptor, error) {
+	var avail []string
+	var images []v1.Descriptor
+	for _, d := range im.Manifests {
+		if !d.MediaType.IsImage() && d.MediaType != "" {
+			continue
+		}
+		images = append(images, d)
+		if d.Platform == nil || d.Platform.OS == "unknown" {
+			continue
+		}
+		if platformMatches(want, *d.Platform) {
+			return d, nil
+		}
+		avail = append(avail, platformString(*d.Platform))
+	}
+	if len(images) == 1 && images[0].Platform == nil {
+		return images[0], nil // a single image that does not say its platform
+	}
+	slices.Sort(avail)
+	return v1.Descriptor{}, fmt.Errorf("%w: the index has no image for %s (available: %s); choose another platform or image",
+		ErrUnsupported, platformString(want), strings.Join(slices.Compact(avail), ", "))
+}
+
+// resolve finds the image that ref names for platform.
+func resolve(ctx context.Context, ref Reference, platform v1.Platform) (*source, error) {
+	var (
+		src *source
+		err error
+	)
+	switch ref.kind {
+	case KindLayout:
+		src, err = resolveLayout(ref, platform)
+	case KindArchive:
+		src, err = resolveArchive(ref)
+	default:
+		src, err = resolveRemote(ctx, ref.reg, platform)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return src, nil
+}
+
+// remoteOptions are the options of every registry request.
+func remoteOptions(ctx context.Context) []remote.Option {
+	return []remote.Option{
+		remote.WithContext(ctx),
+		remote.WithAuthFromKeychain(authn.DefaultKeychain),
+		remote.WithRetryBackoff(retryBackoff),
+		remote.WithUserAgent("ephem"),
+	}
+}
+
+// resolveRemote fetches ref's manifest, picking platform from an index.
+func resolveRemote(ctx context.Context, ref name.Reference, platform v1.Platform) (*source, error) {
+	desc, err := remote.Get(ref, remoteOptions(ctx)...)
+	if err != nil {
+		return nil, fmt.Errorf("fetching manifest: %w", classify(err))
+	}
+	switch {
+	case desc.MediaType.IsIndex():
+		idx, err := desc.ImageIndex()
+		if err != nil {
+			return nil, fmt.Errorf("reading index: %w", classify(err))
+		}
+		im, err := idx.IndexManifest()
+		if err != nil {
+			return nil, fmt.Errorf("reading index: %w", classify(err))
+		}
+		d, err := pickPlatform(im, platform)
+		if err != nil {
+			return nil, err
+		}
+		img, err := idx.Image(d.Digest)
+		if err != nil {
+			return nil, fmt.Errorf("fetching manifest %s: %w", d.Digest, classify(err))
+		}
+		return &source{img: img, digest: d.Digest, compressed: true}, nil
+	case desc.MediaType.IsImage():
+		img, err := desc.Image()
+		if err != nil {
+			return nil, fmt.Errorf("reading manifest: %w", classify(err))
+		}
+		return &source{img: img, digest: desc.Digest, compressed: true}, nil
+	}
+	return nil, fmt.Errorf("%w: manifest media type %s is not an OCI or Docker v2 image", ErrUnsupported, desc.MediaType)
+}
+
+// resolveLayout finds ref's image in an OCI image layout.
+func resolveLayout(ref Reference, platform v1.Platform) (*source, error) {
+	p, err := layout.FromPath(ref.path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%w: no OCI image layout at %s (expected a directory with index.json)", ErrNotFound, ref.path)
+		}
+		return nil, fmt.Errorf("%w: reading OCI layout %s: %w", ErrCorrupt, ref.path, err)
+	}
+	idx, err := p.ImageIndex()
+	if err != nil {
+		return nil, fmt.Errorf("%w: reading OCI layout %s: %w", ErrCorrupt, ref.path, err)
+	}
+	im, err := idx.IndexManifest()
+	if err != nil {
+		return nil, fmt.Errorf("%w: reading OCI layout %s: %w", ErrCorrupt, ref.path, err)
+	}
+	var match []v1.Descriptor
+	var tags []string
+	for _, d := range im.Manifests {
+		t := d.Annotations[refNameAnnotation]
+		if t != "" {
+			tags = append(tags, t)
+		}
+		if ref.tag == "" || t == ref.tag {
+			match = append(match, d)
+		}
+	}
+	switch {
+	case len(match) == 0 && ref.tag != "":
+		return nil, fmt.Errorf("%w: tag %q not in OCI layout %s (tags: %s)", ErrNotFound, ref.tag, ref.path, strings.Join(tags, ", "))
+	case len(match) == 0:
+		return nil, fmt.Errorf("%w: OCI layout %s holds no image", ErrNotFound, ref.path)
+	case len(match) > 1:
+		return nil, fmt.Errorf("%w: OCI layout %s holds %d images; name one as oci:%s:TAG (tags: %s)",
+			ErrInvalidReference, ref.path, len(match), ref.path, strings.Join(tags, ", "))
+	}
+	d := match[0]
+	if d.MediaType.IsIndex() {
+		child, err := idx.ImageIndex(d.Digest)
+		if err != nil {
+			return nil, fmt.Errorf("%w: reading index %s: %w", ErrCorrupt, d.Digest, err)
+		}
+		cm, err := child.IndexManifest()
+		if err != nil {
+			return nil, fmt.Errorf("%w: reading index %s: %w", ErrCorrupt, d.Digest, err)
+		}
+		if d, err = pickPlatform(cm, platform); err != nil {
+			return nil, err
+		}
+		idx = child
+	}
+	img, err := idx.Image(d.Digest)
+	if err != nil {
+		return nil, fmt.Errorf("%w: reading image %s: %w", ErrCorrupt, d.Digest, err)
+	}
+	return &source{img: img, digest: d.Digest, compressed: true}, nil
+}
+
+// resolveArchive opens ref's image in a `docker save` tarball.
+func resolveArchive(ref Reference) (*source, error) {
+	file, tagStr := ref.path, ref.tag
+	// A colon may belong to the file name: prefer the whole text when it
+	// names a file.
+	if tagStr != "" {
+		if fi, err := os.Stat(ref.raw); err == nil && fi.Mode().IsRegular() {
+			file, tagStr = ref.raw, ""
+		}
+	}
+	if _, err := os.Stat(file); err != nil {
+		return nil, fmt.Errorf("%w: opening archive: %w", ErrNotFound, err)
+	}
+	var tag *name.Tag
+	if tagStr != "" {
+		t, err := name.NewTag(tagStr)
+		if err != nil {
+			return nil, fmt.Errorf("%w: archive tag %q: %w", ErrInvalidReference, tagStr, err)
+		}
+		tag = &t
+	}
+	img, err := tarball.ImageFromPath(file, tag)
+	if err != nil {
+		switch {
+		case tag != nil && strings.Contains(err.Error(), "not found in tarball"):
+			return nil, fmt.Errorf("%w: %s: %w", ErrNotFound, file, err)
+		case strings.Contains(err.Error(), "must contain only a single image"):
+			return nil, fmt.Errorf("%w: %s holds several images; name one as %s%s:REPO:TAG", ErrInvalidReference, file, ArchivePrefix, file)
+		}
+		return nil, fmt.Errorf("%w: reading docker archive %s: %w", ErrCorrupt, file, err)
+	}
+	d, err := img.ConfigName()
+	if err != nil {
+		return nil, fmt.Errorf("%w: reading docker archive %s: %w", ErrCorrupt, file, err)
+	}
+	return &source{img: img, digest: d}, nil
+}
+
+// checkConfigPlatform refuses an image whose config names another platform
+// than want. Configs that name none are accepted.
+func checkConfigPlatform(cfg *v1.ConfigFile, want v1.Platform) error {
+	if cfg.OS == "" || cfg.Architecture == "" {
+		return nil
+	}
+	got := v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant}
+	if !platformMatches(want, got) {
+		return fmt.Errorf("%w: the image is for %s, not %s", ErrUnsupported, platformString(got), platformString(want))
+	}
+	return nil
+}
+
+// layerMediaTypeOK reports whether a layer media type is a file system layer.
+func layerMediaTypeOK(mt types.MediaType) bool {
+	return mt == "" || mt.IsLayer()
+}
