@@ -71,8 +71,7 @@ func (s *Store) Ensure(ctx context.Context, ref string, o PullOptions) (*Image, 
 			return img, nil
 		}
 		if policy == spec.PullNever {
-			return nil, fmt.Errorf("%w: %s (%s) is not cached and --pull never forbids pulling it; "+
-				"pull it with --pull missing or --pull always (%w)", ErrNotFound, r, platformString(plat), err)
+			return nil, notCached(r, plat, err)
 		}
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
@@ -83,6 +82,16 @@ func (s *Store) Ensure(ctx context.Context, ref string, o PullOptions) (*Image, 
 		return nil, fmt.Errorf("pulling %s: %w", r, err)
 	}
 	return img, nil
+}
+
+// notCached explains a cache miss under PullNever; why is the lookup error.
+func notCached(r Reference, plat v1.Platform, why error) error {
+	err := fmt.Errorf("looking up %s in the image cache: %w: not cached for %s, and --pull never forbids pulling it; "+
+		"pull it with --pull missing or --pull always", r, ErrNotFound, platformString(plat))
+	if !errors.Is(why, os.ErrNotExist) {
+		err = fmt.Errorf("%w (%v)", err, why) //nolint:errorlint // one sentinel is enough
+	}
+	return err
 }
 
 // pull resolves r on its source and makes sure every layer is unpacked.

@@ -32,7 +32,9 @@ type entry struct {
 func file(name, body string) entry {
 	return entry{hdr: tar.Header{Typeflag: tar.TypeReg, Name: name, Mode: 0o644, Size: int64(len(body))}, body: body}
 }
-func dir(name string) entry { return entry{hdr: tar.Header{Typeflag: tar.TypeDir, Name: name, Mode: 0o755}} }
+func dir(name string) entry {
+	return entry{hdr: tar.Header{Typeflag: tar.TypeDir, Name: name, Mode: 0o755}}
+}
 func symlink(name, target string) entry {
 	return entry{hdr: tar.Header{Typeflag: tar.TypeSymlink, Name: name, Linkname: target, Mode: 0o777}}
 }
@@ -87,7 +89,9 @@ func (l *blobLayer) Compressed() (io.ReadCloser, error) {
 }
 func (l *blobLayer) Uncompressed() (io.ReadCloser, error) { return nil, errors.New("not used") }
 func (l *blobLayer) Size() (int64, error)                 { return int64(len(l.blob)), nil }
-func (l *blobLayer) MediaType() (types.MediaType, error)   { return "application/vnd.oci.image.layer.v1.tar+gzip", nil }
+func (l *blobLayer) MediaType() (types.MediaType, error) {
+	return "application/vnd.oci.image.layer.v1.tar+gzip", nil
+}
 
 // unpackEnv is a watched temporary tree: a store, and an "outside"
 // directory no layer may touch.
