@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -354,7 +355,9 @@ func (s *Store) List(ctx context.Context) ([]Entry, error) {
 	return out, nil
 }
 
-// Remove forgets refs (every platform each was pulled for). Their layers
+// Remove forgets refs (every platform each was pulled for). A ref may also
+// be a manifest digest, in full (sha256:...) or as a prefix of at least 12
+// hex digits, as List shows it; that forgets every reference to it. Layers
 // stay until Prune. A ref that is not cached yields an error wrapping
 // ErrNotFound; the others are still removed.
 func (s *Store) Remove(ctx context.Context, refs ...string) error {
@@ -370,16 +373,34 @@ func (s *Store) Remove(ctx context.Context, refs ...string) error {
 	return errors.Join(errs...)
 }
 
+// digestLike matches what Remove accepts as a digest.
+var digestLike = regexp.MustCompile(`^(sha256:)?[0-9a-f]{12,64}$`)
+
 func (s *Store) remove(r string) error {
-	ref, err := ParseReference(r, nil)
-	if err != nil {
-		return err
+	var matches []string
+	ref, perr := ParseReference(r, nil)
+	if perr == nil {
+		var err error
+		if matches, err = filepath.Glob(filepath.Join(s.refsDir(), refKey(ref.String())+"_*.json")); err != nil {
+			return err
+		}
 	}
-	matches, err := filepath.Glob(filepath.Join(s.refsDir(), refKey(ref.String())+"_*.json"))
-	if err != nil {
-		return err
+	if len(matches) == 0 && digestLike.MatchString(r) {
+		refs, err := s.readRefs()
+		if err != nil {
+			return err
+		}
+		prefix := "sha256:" + strings.TrimPrefix(r, "sha256:")
+		for p, rr := range refs {
+			if strings.HasPrefix(rr.Digest, prefix) {
+				matches = append(matches, p)
+			}
+		}
 	}
-	if len(matches) == 0 {
+	switch {
+	case len(matches) == 0 && perr != nil:
+		return perr
+	case len(matches) == 0:
 		return fmt.Errorf("%w: %s is not cached (see ephem images ls)", ErrNotFound, ref)
 	}
 	for _, m := range matches {

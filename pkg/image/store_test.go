@@ -117,6 +117,14 @@ func TestListRemovePrune(t *testing.T) {
 	ensure(t, s2, refA, spec.PullNever)
 	s2.Close()
 
+	// Remove also takes a digest (a 12-digit prefix, as ls shows).
+	if err := openStore(t, dir).Remove(ctx, digestOf(t, a).Hex[:12]); err != nil {
+		t.Errorf("Remove by digest prefix: %v", err)
+	}
+	if es, _ := s.List(ctx); len(es) != 0 {
+		t.Errorf("List after Remove by digest: %v", es)
+	}
+
 	freed, err = openStore(t, dir).Prune(ctx, true)
 	if err != nil || freed < 3*4096 {
 		t.Errorf("Prune(all) = %d, %v", freed, err)
