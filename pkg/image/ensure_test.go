@@ -17,10 +17,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/ephem-dev/ephem/pkg/image"
 	"github.com/ephem-dev/ephem/pkg/spec"
@@ -210,87 +208,6 @@ func TestEnsurePlatformFromIndex(t *testing.T) {
 	}
 }
 
-func TestEnsureOCILayout(t *testing.T) {
-	dir := t.TempDir()
-	p, err := layout.Write(dir, empty.Index)
-	if err != nil {
-		t.Fatal(err)
-	}
-	one := randomImage(t, 1024, 2)
-	if err := p.AppendImage(one, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "v1"})); err != nil {
-		t.Fatal(err)
-	}
-	s := openStore(t, t.TempDir())
-	got, err := s.Ensure(context.Background(), "oci:"+dir+":v1", image.PullOptions{Policy: spec.PullNever})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.Digest != digestOf(t, one) || got.Ref != "oci:"+dir+":v1" || len(got.Layers) != 2 {
-		t.Errorf("got %+v", got)
-	}
-	// Without a tag, the single image is used.
-	if got, err := s.Ensure(context.Background(), "oci:"+dir, image.PullOptions{}); err != nil || got.Digest != digestOf(t, one) {
-		t.Errorf("untagged: %v, %v", got, err)
-	}
-
-	// A multi-platform index under a second tag: resolved from the source
-	// each time, so replacing it is seen even with PullMissing.
-	idx, imgs := platformIndex(t, amd64, arm64)
-	if err := p.AppendIndex(idx, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": "multi"})); err != nil {
-		t.Fatal(err)
-	}
-	got, err = s.Ensure(context.Background(), "oci:"+dir+":multi", image.PullOptions{Platform: &arm64})
-	if err != nil || got.Digest != digestOf(t, imgs["arm64"]) {
-		t.Fatalf("multi arm64: %v, %v", got, err)
-	}
-	for _, tc := range []struct {
-		ref  string
-		want error
-	}{
-		{"oci:" + dir, image.ErrInvalidReference}, // two images now: ambiguous
-		{"oci:" + dir + ":nope", image.ErrNotFound},
-		{"oci:" + filepath.Join(dir, "missing"), image.ErrNotFound},
-		{"oci:", image.ErrInvalidReference},
-	} {
-		if _, err := s.Ensure(context.Background(), tc.ref, image.PullOptions{}); !errors.Is(err, tc.want) {
-			t.Errorf("Ensure(%s) = %v, want %v", tc.ref, err, tc.want)
-		}
-	}
-}
-
-func TestEnsureDockerArchive(t *testing.T) {
-	dir := t.TempDir()
-	img := withConfig(t, randomImage(t, 1024, 2), image.HostPlatform())
-	tag, _ := name.NewTag("example.com/tools:v2")
-	file := filepath.Join(dir, "tools.tar")
-	if err := tarball.WriteToFile(file, tag, img); err != nil {
-		t.Fatal(err)
-	}
-	cfgName, _ := img.ConfigName()
-	s := openStore(t, t.TempDir())
-	for _, ref := range []string{"docker-archive:" + file, "docker-archive:" + file + ":example.com/tools:v2"} {
-		got, err := s.Ensure(context.Background(), ref, image.PullOptions{})
-		if err != nil {
-			t.Fatalf("Ensure(%s): %v", ref, err)
-		}
-		if got.Digest != cfgName || len(got.Layers) != 2 || got.Config.Entrypoint[0] != "/bin/sh" {
-			t.Errorf("Ensure(%s) = %+v", ref, got)
-		}
-	}
-	for _, tc := range []struct {
-		ref  string
-		want error
-	}{
-		{"docker-archive:" + file + ":example.com/tools:v3", image.ErrNotFound},
-		{"docker-archive:" + filepath.Join(dir, "missing.tar"), image.ErrNotFound},
-		{"docker-archive:", image.ErrInvalidReference},
-	} {
-		if _, err := s.Ensure(context.Background(), tc.ref, image.PullOptions{}); !errors.Is(err, tc.want) {
-			t.Errorf("Ensure(%s) = %v, want %v", tc.ref, err, tc.want)
-		}
-	}
-}
-
 func TestEnsureErrors(t *testing.T) {
 	reg := newRegistry(t)
 	push(t, reg.ref("present:1"), randomImage(t, 1024, 1))
@@ -384,4 +301,70 @@ func TestEnsureCorruptBlob(t *testing.T) {
 			ensure(t, s, reg.ref("bad:1"), spec.PullMissing)
 		})
 	}
+}
+
+// TestEnsureRepeatedLayer checks that a layer an image lists twice appears
+// once in Layers, at its topmost position (overlayfs refuses duplicates).
+func TestEnsureRepeatedLayer(t *testing.T) {
+	a, b := randomImage(t, 1024, 1), randomImage(t, 1024, 1)
+	la, _ := a.Layers()
+	lb, _ := b.Layers()
+	img, err := mutate.AppendLayers(empty.Image, la[0], lb[0], la[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := newRegistry(t)
+	push(t, reg.ref("repeat:1"), img)
+	dir := t.TempDir()
+	got := ensure(t, openStore(t, dir), reg.ref("repeat:1"), spec.PullMissing)
+	da, _ := la[0].DiffID()
+	db, _ := lb[0].DiffID()
+	want := []string{
+		filepath.Join(dir, "layers/sha256", db.Hex, "fs"),
+		filepath.Join(dir, "layers/sha256", da.Hex, "fs"),
+	}
+	if diff := cmp.Diff(want, got.Layers); diff != "" {
+		t.Errorf("Layers (-want +got):\n%s", diff)
+	}
+}
+
+func TestEnsureProgress(t *testing.T) {
+	reg := newRegistry(t)
+	ref := reg.ref("progress:1")
+	img := randomImage(t, 1000, 2)
+	push(t, ref, img)
+	var buf strings.Builder
+	s := openStore(t, t.TempDir())
+	if _, err := s.Ensure(context.Background(), ref, image.PullOptions{Progress: &buf}); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 5 || lines[0] != "pulling "+ref {
+		t.Fatalf("progress:\n%s", buf.String())
+	}
+	layers, _ := img.Layers()
+	for _, l := range layers {
+		d, _ := l.Digest()
+		size, _ := l.Size()
+		short := d.String()[:len("sha256:")+12]
+		for _, state := range []string{"pulling", "done"} {
+			want := fmt.Sprintf("layer %s %s %s", short, humanSize(size), state)
+			if !slices.Contains(lines, want) {
+				t.Errorf("no line %q in\n%s", want, buf.String())
+			}
+		}
+	}
+	// A warm Ensure prints nothing.
+	buf.Reset()
+	if _, err := s.Ensure(context.Background(), ref, image.PullOptions{Progress: &buf}); err != nil || buf.Len() != 0 {
+		t.Errorf("warm Ensure: %v, printed %q", err, buf.String())
+	}
+}
+
+// humanSize mirrors the package's size format for sizes below 1 kB and up.
+func humanSize(n int64) string {
+	if n < 1000 {
+		return fmt.Sprintf("%d B", n)
+	}
+	return fmt.Sprintf("%.1f kB", float64(n)/1000)
 }

@@ -258,6 +258,12 @@ func (s *Store) unpackInto(ctx context.Context, src *source, l v1.Layer, rec lay
 	if err := os.Mkdir(fsDir, 0o755); err != nil {
 		return doneRecord{}, fmt.Errorf("creating layer directory: %w", err)
 	}
+	// Independent of the umask: the layer root becomes the container's /.
+	for _, d := range []string{t.path, fsDir} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			return doneRecord{}, fmt.Errorf("creating layer directory: %w", err)
+		}
+	}
 	size := int64(-1)
 	if src.compressed {
 		if n, err := l.Size(); err == nil {

@@ -1,0 +1,49 @@
+package image
+
+import "testing"
+
+func TestIsInsecure(t *testing.T) {
+	tests := []struct {
+		host     string
+		insecure []string
+		want     bool
+	}{
+		{"localhost:5000", nil, true},
+		{"localhost", nil, true},
+		{"127.0.0.1:5000", nil, true},
+		{"127.1.2.3", nil, true},
+		{"[::1]:5000", nil, true},
+		{"index.docker.io", nil, false},
+		{"10.0.0.5:5000", nil, false},
+		{"registry.lan:5000", []string{"registry.lan:5000"}, true},
+		{"registry.lan:5000", []string{"registry.lan"}, true},
+		{"registry.lan:5000", []string{"other.lan"}, false},
+	}
+	for _, tc := range tests {
+		if got := isInsecure(tc.host, tc.insecure); got != tc.want {
+			t.Errorf("isInsecure(%q, %v) = %v, want %v", tc.host, tc.insecure, got, tc.want)
+		}
+	}
+}
+
+func TestParseReferenceScheme(t *testing.T) {
+	for ref, want := range map[string]string{
+		"registry.lan:5000/tools": "https",
+		"localhost:5000/tools":    "http",
+	} {
+		r, err := ParseReference(ref, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := r.reg.Context().Scheme(); got != want {
+			t.Errorf("%s: scheme %s, want %s", ref, got, want)
+		}
+	}
+	r, err := ParseReference("registry.lan:5000/tools", []string{"registry.lan:5000"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.reg.Context().Scheme(); got != "http" {
+		t.Errorf("listed insecure registry: scheme %s, want http", got)
+	}
+}
