@@ -208,4 +208,3 @@ func envOr(k, def string) string {
 	}
 	return def
 }
-

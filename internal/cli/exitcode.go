@@ -34,7 +34,8 @@ func exitCodeFor(err error) int {
 		return 0
 	case errors.As(err, &exit):
 		return exit.Code
-	case errors.Is(err, errUsage), errors.Is(err, target.ErrInvalid), errors.Is(err, image.ErrInvalidReference):
+	case errors.Is(err, errUsage), errors.Is(err, target.ErrInvalid), errors.Is(err, image.ErrInvalidReference),
+		errors.Is(err, runtime.ErrInvalidSpec):
 		return ExitUsage
 	case errors.Is(err, image.ErrCorrupt):
 		return ExitImageData

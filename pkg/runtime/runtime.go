@@ -24,6 +24,9 @@ var (
 	ErrTargetGone = errors.New("target exited")
 	// ErrOS marks a failed operating-system call.
 	ErrOS = errors.New("system call failed")
+	// ErrInvalidSpec marks a container spec the backend cannot honour
+	// (an unknown capability, root under a non-root profile).
+	ErrInvalidSpec = errors.New("invalid container spec")
 )
 
 // Interface is one backend.

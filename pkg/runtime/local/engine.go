@@ -2,7 +2,6 @@ package local
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -103,7 +102,7 @@ func (e *Engine) Debug(ctx context.Context, ref target.Ref, c spec.Container, st
 func containerConfig(c spec.Container, img *image.Image) (*initConfig, error) {
 	caps, err := capabilities(c.Security)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errUsage, err)
+		return nil, fmt.Errorf("%w: %w", runtime.ErrInvalidSpec, err)
 	}
 	env := append([]string{}, img.Config.Env...)
 	for _, v := range c.Env {
@@ -139,17 +138,11 @@ func containerConfig(c spec.Container, img *image.Image) (*initConfig, error) {
 	return cfg, nil
 }
 
-// errUsage marks a spec the engine cannot honour.
-var errUsage = errors.New("invalid container spec")
-
-// ErrUsage is returned for a container spec the engine cannot honour.
-var ErrUsage = errUsage
-
 // start re-executes ephem as the container's init and sends it the config.
 func (e *Engine) start(ctx context.Context, t *openTarget, img *image.Image, cfg *initConfig, c spec.Container, streams session.Streams) (*sess, error) {
 	for _, l := range img.Layers {
 		if strings.ContainsAny(l, ":,") {
-			return nil, fmt.Errorf("%w: layer path %q has ':' or ',': move --cache-dir to a plain path", errUsage, l)
+			return nil, fmt.Errorf("%w: layer path %q has ':' or ',': move --cache-dir to a plain path", runtime.ErrInvalidSpec, l)
 		}
 	}
 	lower := make([]string, len(img.Layers))
@@ -172,6 +165,9 @@ func (e *Engine) start(ctx context.Context, t *openTarget, img *image.Image, cfg
 	}
 	if !c.SharePID {
 		cmd.Env = append(cmd.Env, nsenter.EnvNewPID+"=1")
+	}
+	if ids := t.rootIDs(); ids != "" {
+		cmd.Env = append(cmd.Env, nsenter.EnvRootIDs+"="+ids)
 	}
 	cmd.ExtraFiles = append([]*os.File{child}, t.files...)
 	if !c.TTY {

@@ -119,7 +119,7 @@ func (s *sess) setupError(err error, m ...message) error {
 	case "permission":
 		return fmt.Errorf("%w: %w", runtime.ErrPermission, err)
 	case "usage":
-		return fmt.Errorf("%w: %w", errUsage, err)
+		return fmt.Errorf("%w: %w", runtime.ErrInvalidSpec, err)
 	case "notfound":
 		return &runtime.ExitError{Code: 127, Err: err}
 	}

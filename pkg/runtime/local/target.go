@@ -70,6 +70,36 @@ func open(pid int, sharePID bool) (*openTarget, error) {
 	return t, nil
 }
 
+// rootIDs returns "uid:gid", the host IDs that the root of the target's
+// own user namespace maps to, or "" when it shares the host's.
+func (t *openTarget) rootIDs() string {
+	if len(t.ns) == 0 || t.ns[0] != "user" {
+		return ""
+	}
+	uid, ok1 := hostID("/proc/" + strconv.Itoa(t.pid) + "/uid_map")
+	gid, ok2 := hostID("/proc/" + strconv.Itoa(t.pid) + "/gid_map")
+	if !ok1 || !ok2 {
+		return ""
+	}
+	return strconv.Itoa(uid) + ":" + strconv.Itoa(gid)
+}
+
+// hostID returns the host ID that ID 0 maps to in an ID map file.
+func hostID(path string) (int, bool) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 3 && f[0] == "0" {
+			n, err := strconv.Atoi(f[1])
+			return n, err == nil
+		}
+	}
+	return 0, false
+}
+
 // sameNamespace says whether pid shares this process's namespace ns.
 func sameNamespace(pid int, ns string) (bool, error) {
 	var a, b unix.Stat_t
@@ -121,10 +151,14 @@ func (t *openTarget) close() {
 	t.files = nil
 }
 
+// defaultHosts is the /etc/hosts of a target that has none, as container
+// runtimes write one for every container.
+const defaultHosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+
 // readTargetFiles returns the target's name-resolution files, so tools in
 // the debug container resolve names as the target does.
 func readTargetFiles(pid int) map[string][]byte {
-	out := map[string][]byte{}
+	out := map[string][]byte{"/etc/hosts": []byte(defaultHosts)}
 	for _, name := range []string{"/etc/resolv.conf", "/etc/hosts", "/etc/hostname"} {
 		b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/root" + name)
 		if err == nil && len(b) < 1<<20 {

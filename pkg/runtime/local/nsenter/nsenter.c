@@ -75,6 +75,18 @@ static int ns_flag(const char *name) {
 #define SYS_fsmount 432
 #define SYS_move_mount 429
 #endif
+#ifndef SYS_open_tree
+#define SYS_open_tree 428
+#endif
+#ifndef SYS_mount_setattr
+#define SYS_mount_setattr 442
+#endif
+#define OPEN_TREE_CLONE_ 1
+#define AT_RECURSIVE_ 0x8000
+#define MOUNT_ATTR_IDMAP_ 0x00100000
+struct mount_attr_ {
+	unsigned long long attr_set, attr_clr, propagation, userns_fd;
+};
 #define FSCONFIG_SET_STRING_ 1
 #define FSCONFIG_CMD_CREATE_ 6
 #define MOVE_MOUNT_F_EMPTY_PATH_ 0x4
@@ -108,15 +120,72 @@ static int mount_overlay_new(const char *lower, const char *upper, const char *w
 	return r;
 }
 
-// setup_rootfs mounts a tmpfs on dir and the image as an overlay on dir/root.
-static void setup_rootfs(const char *dir, const char *lower) {
-	char upper[4096], work[4096], root[4096];
-	if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0)
-		fail("os", "mounting a tmpfs on %s", dir);
+// idmap_at clones the mount at src, idmaps it with the user namespace
+// userns_fd (IDs on disk read as the same IDs inside that namespace) and
+// attaches it at dst. Returns -1 with errno set on failure.
+static int idmap_at(const char *src, const char *dst, int userns_fd) {
+	int fd = syscall(SYS_open_tree, AT_FDCWD, src, OPEN_TREE_CLONE_ | O_CLOEXEC);
+	if (fd < 0) return -1;
+	struct mount_attr_ attr = {.attr_set = MOUNT_ATTR_IDMAP_, .userns_fd = (unsigned long long)userns_fd};
+	int r = syscall(SYS_mount_setattr, fd, "", AT_EMPTY_PATH, &attr, sizeof attr);
+	if (r == 0) r = syscall(SYS_move_mount, fd, "", AT_FDCWD, dst, MOVE_MOUNT_F_EMPTY_PATH_);
+	int saved = errno;
+	close(fd);
+	errno = saved;
+	return r;
+}
+
+// idmapped_overlay mounts the image for a target in its own user namespace:
+// every layer is idmapped with that namespace, so the image's root-owned
+// files belong to the namespace's root, not to nobody. The upper layer stays
+// a plain tmpfs (overlayfs writes it with the mounter's credentials, which
+// an idmapping of the target's namespace cannot represent); its root belongs
+// to root_ids, the host IDs of the namespace's root, so that root can write.
+static int idmapped_overlay(const char *dir, const char *lower, int userns_fd, const char *root_ids) {
+	char path[4096], root[4096], upper[4096], work[4096];
+	size_t cap = strlen(lower) + 64 * 64 + 4096, used = 0;
+	char *lowers = calloc(1, cap), *dup = strdup(lower), *save = NULL;
+	int i = 0, ok = 0;
+	unsigned uid = 0, gid = 0;
+	if (root_ids) sscanf(root_ids, "%u:%u", &uid, &gid);
+	snprintf(path, sizeof path, "%s/l", dir);
+	if (mkdir(path, 0755) < 0) goto out;
+	for (char *l = strtok_r(dup, ":", &save); l; l = strtok_r(NULL, ":", &save), i++) {
+		snprintf(path, sizeof path, "%s/l/%d", dir, i);
+		if (mkdir(path, 0755) < 0 || idmap_at(l, path, userns_fd) < 0) goto out;
+		if (used + strlen(path) + 2 > cap) goto out;
+		used += snprintf(lowers + used, cap - used, "%s%s", used ? ":" : "", path);
+	}
 	snprintf(upper, sizeof upper, "%s/upper", dir);
 	snprintf(work, sizeof work, "%s/work", dir);
 	snprintf(root, sizeof root, "%s/root", dir);
-	if (mkdir(upper, 0755) < 0 || mkdir(work, 0755) < 0 || mkdir(root, 0755) < 0)
+	if (mkdir(upper, 0755) < 0 || mkdir(work, 0755) < 0 || chown(upper, uid, gid) < 0) goto out;
+	ok = mount_overlay_new(lowers, upper, work, root) == 0;
+out:
+	free(lowers);
+	free(dup);
+	return ok ? 0 : -1;
+}
+
+// setup_rootfs mounts a tmpfs on dir and the image as an overlay on dir/root.
+static void setup_rootfs(const char *dir, const char *lower, int userns_fd, const char *root_ids) {
+	char upper[4096], work[4096], root[4096];
+	if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0)
+		fail("os", "mounting a tmpfs on %s", dir);
+	snprintf(root, sizeof root, "%s/root", dir);
+	if (mkdir(root, 0755) < 0) fail("os", "creating %s", root);
+	if (userns_fd >= 0) {
+		if (idmapped_overlay(dir, lower, userns_fd, root_ids) == 0) return;
+		// Without idmapped mounts the image still works; its files read
+		// as owned by nobody inside the target's user namespace. Start
+		// over on a fresh tmpfs.
+		if (umount2(dir, MNT_DETACH) < 0 || mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0 ||
+		    mkdir(root, 0755) < 0)
+			fail("os", "resetting the tmpfs on %s", dir);
+	}
+	snprintf(upper, sizeof upper, "%s/upper", dir);
+	snprintf(work, sizeof work, "%s/work", dir);
+	if (mkdir(upper, 0755) < 0 || mkdir(work, 0755) < 0)
 		fail("os", "creating overlay directories under %s", dir);
 	if (mount_overlay_new(lower, upper, work, root) == 0) return;
 	// Older kernels: one option string, limited to a page.
@@ -142,6 +211,12 @@ static void relay(pid_t child) {
 	}
 	if (WIFSIGNALED(st)) _exit(128 + WTERMSIG(st));
 	_exit(WEXITSTATUS(st));
+}
+
+// userns_fd returns the descriptor of the user namespace in spec, or -1.
+static int userns_fd(const char *spec) {
+	if (strncmp(spec, "user:", 5) != 0) return -1;
+	return atoi(spec + 5);
 }
 
 static void join(const char *spec) {
@@ -180,7 +255,7 @@ __attribute__((constructor)) static void ephem_nsenter(void) {
 	if (unshare(CLONE_NEWNS) < 0) fail("os", "creating a mount namespace");
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) fail("os", "making mounts private");
 	const char *rootfs = getenv("_EPHEM_ROOTFS"), *lower = getenv("_EPHEM_LOWER");
-	if (rootfs && lower) setup_rootfs(rootfs, lower);
+	if (rootfs && lower) setup_rootfs(rootfs, lower, userns_fd(spec), getenv("_EPHEM_ROOT_IDS"));
 	join(spec);
 	if (getenv("_EPHEM_NEWPID") && unshare(CLONE_NEWPID) < 0) fail("os", "creating a PID namespace");
 	pid_t pid = fork();

@@ -23,6 +23,9 @@ const (
 	EnvLower = "_EPHEM_LOWER"
 	// EnvNewPID asks for a new PID namespace instead of the target's.
 	EnvNewPID = "_EPHEM_NEWPID"
+	// EnvRootIDs is "uid:gid", the host IDs of the root of the target's
+	// user namespace, when it has its own.
+	EnvRootIDs = "_EPHEM_ROOT_IDS"
 )
 
 // initFunc is the container init's entry point, registered by the local
