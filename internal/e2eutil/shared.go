@@ -1,0 +1,79 @@
+package e2eutil
+
+import (
+	"os"
+	"sync"
+	"testing"
+)
+
+// process holds the cleanups run when the test binary ends (see Main).
+var process struct {
+	mu       sync.Mutex
+	main     bool
+	cleanups []func()
+}
+
+// Main runs the tests of m, then releases the shared resources set up
+// during the run (the Docker daemon if this binary started it, the ephem
+// binary), and exits with the tests' status. Call it from TestMain.
+func Main(m *testing.M) {
+	process.mu.Lock()
+	process.main = true
+	process.mu.Unlock()
+	code := m.Run()
+	runProcessCleanups()
+	os.Exit(code)
+}
+
+func runProcessCleanups() {
+	process.mu.Lock()
+	cs := process.cleanups
+	process.cleanups = nil
+	process.mu.Unlock()
+	for i := len(cs) - 1; i >= 0; i-- {
+		cs[i]()
+	}
+}
+
+// shared is a resource set up at most once per test binary (or once per
+// test when Main is not in use).
+type shared[T any] struct {
+	mu    sync.Mutex
+	ready bool
+	val   T
+	err   error
+}
+
+// get returns the resource, setting it up with setup on first use. The
+// cleanup setup returns runs when the binary ends under Main; otherwise it
+// runs in t's Cleanup and the next caller sets the resource up again.
+func (s *shared[T]) get(t testing.TB, setup func() (T, func(), error)) T {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.ready {
+		val, cleanup, err := setup()
+		s.val, s.err = val, err
+		process.mu.Lock()
+		underMain := process.main
+		if underMain {
+			s.ready = true
+			if cleanup != nil {
+				process.cleanups = append(process.cleanups, cleanup)
+			}
+		}
+		process.mu.Unlock()
+		if !underMain && cleanup != nil {
+			t.Cleanup(func() {
+				s.mu.Lock()
+				defer s.mu.Unlock()
+				s.ready = false
+				cleanup()
+			})
+		}
+	}
+	if s.err != nil {
+		t.Fatal(s.err)
+	}
+	return s.val
+}
