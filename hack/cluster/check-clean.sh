@@ -10,7 +10,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 left=()
 [[ -e $D ]] && left+=("state directory $D")
 for pid in $(our_pids); do
-	left+=("process $pid: $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | cut -c1-100)")
+	left+=("process $pid: $(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | cut -c1-100)")
 done
 for m in $(our_mounts); do left+=("mount $m"); done
 # Network namespaces of our pods live under $D (netns_mounts_under_state_dir),

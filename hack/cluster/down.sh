@@ -45,7 +45,7 @@ stop_processes() {
 	# Whatever is left that refers to our directory: containerd shims,
 	# components whose pid file was lost.
 	for pid in $(our_pids); do
-		log "stopping leftover process $pid: $(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | cut -c1-120)"
+		log "stopping leftover process $pid: $(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | cut -c1-120)"
 		kill -KILL "$pid" 2>/dev/null || true
 	done
 	for ((i = 0; i < 50; i++)); do [[ -z "$(our_pids)" ]] && break; sleep 0.1; done

@@ -40,7 +40,7 @@ pid_of() {
 	pid="$(<"$f")"
 	[[ -n $pid && -d /proc/$pid ]] || return 1
 	# Guard against pid reuse: the process must refer to our state dir.
-	tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "$D/" || return 1
+	tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF "$D/" || return 1
 	echo "$pid"
 }
 
@@ -80,13 +80,18 @@ stop_pid() {
 	for ((i = 0; i < 50; i++)); do [[ -d /proc/$pid ]] || return 0; sleep 0.1; done
 }
 
-# our_pids prints the pids of every process whose command line names our
-# state directory (components, containerd shims, the registry).
+# Executables up.sh runs; a process is ours if it runs one of them and its
+# command line names our state directory.
+OUR_EXES=" etcd containerd containerd-shim-runc-v2 kube-apiserver kube-controller-manager kube-scheduler kubelet docker-registry ephem-images "
+
+# our_pids prints the pids of our processes (components, containerd shims,
+# the registry), whether or not their pid files survive.
 our_pids() {
-	local p cmd
+	local p cmd exe
 	for p in /proc/[0-9]*; do
-		[[ ${p#/proc/} == "$$" ]] && continue
-		cmd="$(tr '\0' ' ' <"$p/cmdline" 2>/dev/null)" || continue
+		exe="$(readlink "$p/exe" 2>/dev/null)" || continue
+		[[ $OUR_EXES == *" ${exe##*/} "* ]] || continue
+		cmd="$(tr '\0' ' ' 2>/dev/null <"$p/cmdline")" || continue
 		[[ $cmd == *"$D/"* ]] && echo "${p#/proc/}"
 	done
 	return 0
