@@ -52,7 +52,7 @@ used it. References pulled for another platform than this host's show it.`,
 			if err != nil {
 				return err
 			}
-			defer s.Close()
+			defer func() { _ = s.Close() }()
 			es, err := s.List(cmd.Context())
 			if err != nil {
 				return fmt.Errorf("listing cached images: %w", err)
@@ -88,13 +88,13 @@ func printImages(w io.Writer, es []image.Entry, now time.Time) error {
 	host := image.HostPlatform()
 	hostStr := host.OS + "/" + host.Architecture
 	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
-	fmt.Fprintln(tw, "REFERENCE\tDIGEST\tSIZE\tLAST USED")
+	_, _ = fmt.Fprintln(tw, "REFERENCE\tDIGEST\tSIZE\tLAST USED")
 	for _, e := range es {
 		ref := e.Ref
 		if e.Platform != "" && !strings.HasPrefix(e.Platform+"/", hostStr+"/") {
 			ref += " (" + e.Platform + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", ref, shortHex(e.Digest.Hex), humanBytes(e.Size), ago(now, e.LastUsed))
+		_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", ref, shortHex(e.Digest.Hex), humanBytes(e.Size), ago(now, e.LastUsed))
 	}
 	return tw.Flush()
 }
@@ -118,7 +118,7 @@ Their layers stay on disk until "ephem images prune".`,
 			if err != nil {
 				return err
 			}
-			defer s.Close()
+			defer func() { _ = s.Close() }()
 			return s.Remove(cmd.Context(), args...)
 		},
 	}
@@ -138,7 +138,7 @@ cache. Layers in use by a running debug container are kept.`,
 			if err != nil {
 				return err
 			}
-			defer s.Close()
+			defer func() { _ = s.Close() }()
 			freed, err := s.Prune(cmd.Context(), all)
 			if err != nil {
 				return fmt.Errorf("pruning the image cache: %w", err)

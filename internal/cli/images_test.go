@@ -33,7 +33,7 @@ func cachedImages(t *testing.T) (cache string, refs []string, digests []v1.Hash)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	for _, tag := range []string{"a", "b"} {
 		img, err := random.Image(2000, 2)
 		if err != nil {

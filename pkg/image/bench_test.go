@@ -29,7 +29,7 @@ func BenchmarkEnsureWarm(b *testing.B) {
 			dir := b.TempDir()
 			s := openStore(b, dir)
 			ensure(b, s, ref, spec.PullMissing)
-			s.Close()
+			_ = s.Close()
 			reg.srv.Close() // warm means offline
 			ctx := context.Background()
 			b.ResetTimer()
@@ -42,7 +42,7 @@ func BenchmarkEnsureWarm(b *testing.B) {
 				if err != nil || len(img.Layers) != layers {
 					b.Fatalf("Ensure: %v, %v", img, err)
 				}
-				s.Close()
+				_ = s.Close()
 			}
 		})
 	}

@@ -41,7 +41,7 @@ func runHelper() int {
 
 func helperCmd(t *testing.T, dir, ref string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd := exec.Command(os.Args[0], "-test.run=^$") //nolint:gosec // this test binary
 	cmd.Env = append(os.Environ(), helperEnv+"=1", "EPHEM_HELPER_DIR="+dir, "EPHEM_HELPER_REF="+ref)
 	return cmd
 }
@@ -49,7 +49,7 @@ func helperCmd(t *testing.T, dir, ref string) *exec.Cmd {
 // slowBlobs makes every blob GET take a while, so that concurrent pulls
 // overlap.
 func slowBlobs(reg *testRegistry) {
-	reg.setTamper(func(w http.ResponseWriter, r *http.Request) bool {
+	reg.setTamper(func(_ http.ResponseWriter, r *http.Request) bool {
 		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
 			time.Sleep(100 * time.Millisecond)
 		}
@@ -138,7 +138,7 @@ func TestEnsureKilledMidPull(t *testing.T) {
 		rc, _ := layers[1].Compressed()
 		b, _ := io.ReadAll(rc)
 		w.Header().Set("Content-Length", fmt.Sprint(len(b)))
-		w.Write(b[:len(b)/2])
+		_, _ = w.Write(b[:len(b)/2])
 		w.(http.Flusher).Flush()
 		halfway <- struct{}{}
 		<-release // hold the connection until the test is done
@@ -154,14 +154,14 @@ func TestEnsureKilledMidPull(t *testing.T) {
 	select {
 	case <-halfway:
 	case <-time.After(30 * time.Second):
-		cmd.Process.Kill()
+		_ = cmd.Process.Kill()
 		t.Fatalf("the helper never reached the victim layer:\n%s", out.String())
 	}
 	time.Sleep(100 * time.Millisecond) // let it write what it got
 	if err := cmd.Process.Kill(); err != nil {
 		t.Fatal(err)
 	}
-	cmd.Wait()
+	_ = cmd.Wait() // killed: the error is expected
 
 	d1, _ := layers[1].DiffID()
 	if slices.Contains(layerDirs(t, dir), d1.Hex) {

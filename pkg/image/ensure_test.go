@@ -224,7 +224,7 @@ func TestEnsureErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	closed := l.Addr().String()
-	l.Close()
+	_ = l.Close()
 
 	s := openStore(t, t.TempDir())
 	for _, tc := range []struct {
@@ -244,7 +244,7 @@ func TestEnsureErrors(t *testing.T) {
 			}
 			for _, other := range []error{image.ErrInvalidReference, image.ErrNotFound, image.ErrUnreachable,
 				image.ErrCorrupt, image.ErrAuth, image.ErrUnsupported} {
-				if other != tc.want && errors.Is(err, other) {
+				if !errors.Is(tc.want, other) && errors.Is(err, other) {
 					t.Errorf("error also wraps %v: %v", other, err)
 				}
 			}
@@ -273,11 +273,11 @@ func TestEnsureCorruptBlob(t *testing.T) {
 					b = b[:len(b)/2]
 				case "short-body": // promise the full length, send half
 					w.Header().Set("Content-Length", fmt.Sprint(len(b)))
-					w.Write(b[:len(b)/2])
+					_, _ = w.Write(b[:len(b)/2])
 					return true
 				}
 				w.Header().Set("Content-Length", fmt.Sprint(len(b)))
-				w.Write(b)
+				_, _ = w.Write(b)
 				return true
 			})
 			dir := t.TempDir()

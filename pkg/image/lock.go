@@ -11,16 +11,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// flock applies how (unix.LOCK_SH or unix.LOCK_EX) to f, waiting until the
-// lock is granted or ctx is done. It polls rather than blocking in the
-// kernel so that a cancelled run stops waiting.
-func flock(ctx context.Context, f *os.File, how int) error {
-	_, err := flockUntil(ctx, f, how, nil)
-	return err
-}
-
-// flockUntil is flock that also gives up, returning false, as soon as stop
-// (if not nil) returns true.
+// flockUntil applies how (unix.LOCK_SH or unix.LOCK_EX) to f, waiting until
+// the lock is granted (true), stop (if not nil) returns true (false), or ctx
+// is done. It polls rather than blocking in the kernel so that a cancelled
+// run stops waiting.
 func flockUntil(ctx context.Context, f *os.File, how int, stop func() bool) (bool, error) {
 	wait := time.Millisecond
 	for {
@@ -70,19 +64,19 @@ func lockFile(ctx context.Context, path string, how int) (*os.File, error) {
 // (if not nil) returns true.
 func lockFileUntil(ctx context.Context, path string, how int, stop func() bool) (*os.File, error) {
 	for {
-		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600) //nolint:gosec // a lock file inside the store
 		if err != nil {
 			return nil, fmt.Errorf("opening lock file: %w", err)
 		}
 		ok, err := flockUntil(ctx, f, how, stop)
 		if err != nil || !ok {
-			f.Close()
+			_ = f.Close()
 			return nil, err
 		}
 		if sameFile(f, path) {
 			return f, nil
 		}
-		f.Close()
+		_ = f.Close()
 	}
 }
 
@@ -100,14 +94,14 @@ func newTempDir(tmpRoot, pattern string) (*tempEntry, error) {
 		if err != nil {
 			return nil, fmt.Errorf("creating temporary directory: %w", err)
 		}
-		f, err := os.Open(p)
+		f, err := os.Open(p) //nolint:gosec // our own temporary directory
 		if err != nil {
 			continue // removed by a concurrent GC before we could lock it
 		}
 		if tryFlock(f, unix.LOCK_EX) && sameFile(f, p) {
 			return &tempEntry{path: p, f: f}, nil
 		}
-		f.Close()
+		_ = f.Close()
 	}
 	return nil, fmt.Errorf("creating temporary directory in %s: raced with garbage collection", tmpRoot)
 }
@@ -122,7 +116,7 @@ func newTempFile(tmpRoot, pattern string) (*tempEntry, error) {
 		if tryFlock(f, unix.LOCK_EX) && sameFile(f, f.Name()) {
 			return &tempEntry{path: f.Name(), f: f}, nil
 		}
-		f.Close()
+		_ = f.Close()
 	}
 	return nil, fmt.Errorf("creating temporary file in %s: raced with garbage collection", tmpRoot)
 }
@@ -130,7 +124,7 @@ func newTempFile(tmpRoot, pattern string) (*tempEntry, error) {
 // release removes whatever is left at the entry's path and drops the lock.
 func (t *tempEntry) release() error {
 	err := os.RemoveAll(t.path)
-	t.f.Close()
+	_ = t.f.Close()
 	return err
 }
 
@@ -145,7 +139,7 @@ func collectTemp(tmpRoot string) (int64, error) {
 	var errs []error
 	for _, e := range ents {
 		p := filepath.Join(tmpRoot, e.Name())
-		f, err := os.Open(p)
+		f, err := os.Open(p) //nolint:gosec // an entry of the store's tmp/
 		if err != nil {
 			continue // gone already, or never ours to lock
 		}
@@ -155,7 +149,7 @@ func collectTemp(tmpRoot string) (int64, error) {
 				errs = append(errs, fmt.Errorf("removing stale %s: %w", p, err))
 			}
 		}
-		f.Close()
+		_ = f.Close()
 	}
 	return freed, errors.Join(errs...)
 }

@@ -50,7 +50,7 @@ func (p *progress) start(ref string) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	fmt.Fprintf(p.w, "pulling %s\n", ref)
+	_, _ = fmt.Fprintf(p.w, "pulling %s\n", ref)
 }
 
 // layer starts the bar of the layer with the given digest and size.
@@ -65,7 +65,7 @@ func (p *progress) layer(digest string, total int64) *bar {
 	if p.tty {
 		p.redraw(true)
 	} else {
-		fmt.Fprintf(p.w, "layer %s %s pulling\n", b.id, humanSize(total))
+		_, _ = fmt.Fprintf(p.w, "layer %s %s pulling\n", b.id, humanSize(total))
 	}
 	return b
 }
@@ -97,10 +97,10 @@ func (b *bar) finish(err error) {
 		return
 	}
 	if err != nil {
-		fmt.Fprintf(p.w, "layer %s failed\n", b.id)
+		_, _ = fmt.Fprintf(p.w, "layer %s failed\n", b.id)
 		return
 	}
-	fmt.Fprintf(p.w, "layer %s %s done\n", b.id, humanSize(b.cur))
+	_, _ = fmt.Fprintf(p.w, "layer %s %s done\n", b.id, humanSize(b.cur))
 }
 
 // redraw rewrites all bars in place. Callers hold p.mu.

@@ -2,6 +2,7 @@ package image
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -226,12 +227,12 @@ func (s *Store) ensureLayer(ctx context.Context, src *source, l v1.Layer, diffID
 		}
 		if lk == nil || done() {
 			if lk != nil {
-				lk.Close()
+				_ = lk.Close()
 			}
 			continue // pin it shared
 		}
 		_, err = s.unpackInto(ctx, src, l, rec, diffID, pr)
-		lk.Close() // then pin it shared, checking it is still there
+		_ = lk.Close() // then pin it shared, checking it is still there
 		if err != nil {
 			return rec, fmt.Errorf("unpacking layer %s: %w", shortDigest(diffID.String()), err)
 		}
@@ -253,16 +254,15 @@ func (s *Store) unpackInto(ctx context.Context, src *source, l v1.Layer, rec lay
 	if err != nil {
 		return doneRecord{}, err
 	}
-	defer t.release()
+	defer func() { _ = t.release() }()
 	fsDir := filepath.Join(t.path, "fs")
-	if err := os.Mkdir(fsDir, 0o755); err != nil {
+	if err := os.Mkdir(fsDir, 0o700); err != nil {
 		return doneRecord{}, fmt.Errorf("creating layer directory: %w", err)
 	}
-	// Independent of the umask: the layer root becomes the container's /.
-	for _, d := range []string{t.path, fsDir} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			return doneRecord{}, fmt.Errorf("creating layer directory: %w", err)
-		}
+	// The layer root becomes the container's "/", which everyone must be
+	// able to search (a layer's "./" entry, if any, is not applied).
+	if err := os.Chmod(fsDir, 0o755); err != nil { //nolint:gosec // see above
+		return doneRecord{}, fmt.Errorf("creating layer directory: %w", err)
 	}
 	size := int64(-1)
 	if src.compressed {
@@ -322,7 +322,7 @@ func (s *Store) unpackBlob(ctx context.Context, src *source, l v1.Layer, rec lay
 	if err != nil {
 		return layerStats{}, fmt.Errorf("opening layer blob: %w", dataErr(err))
 	}
-	defer rc.Close()
+	defer func() { _ = rc.Close() }()
 	sp.r = rc
 	if bar != nil {
 		sp.r = &countingReader{r: rc, b: bar}
@@ -332,15 +332,14 @@ func (s *Store) unpackBlob(ctx context.Context, src *source, l v1.Layer, rec lay
 
 // writeDone writes the completion marker into a finished layer directory.
 func writeDone(dir string, dr doneRecord) error {
-	f, err := os.OpenFile(filepath.Join(dir, ".done"), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	b, err := json.Marshal(dr)
 	if err != nil {
+		return fmt.Errorf("encoding layer marker: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, ".done"), b, 0o600); err != nil {
 		return fmt.Errorf("writing layer marker: %w", err)
 	}
-	if _, err := fmt.Fprintf(f, `{"diffID":%q,"unpacked":%d,"entries":%d}`, dr.DiffID, dr.Unpacked, dr.Entries); err != nil {
-		f.Close()
-		return fmt.Errorf("writing layer marker: %w", err)
-	}
-	return f.Close()
+	return nil
 }
 
 // discard moves path into a locked temporary directory and removes it.
@@ -349,7 +348,7 @@ func (s *Store) discard(path string) error {
 	if err != nil {
 		return err
 	}
-	defer t.release()
+	defer func() { _ = t.release() }()
 	if err := os.Rename(path, filepath.Join(t.path, "x")); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return fmt.Errorf("removing %s: %w", path, err)
 	}

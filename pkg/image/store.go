@@ -121,7 +121,7 @@ func Open(dir string) (*Store, error) {
 	}
 	s := &Store{dir: abs, pins: map[string]*os.File{}}
 	for _, d := range []string{s.layersDir(), s.manifestsDir(), s.refsDir(), s.RunDir()} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+		if err := os.MkdirAll(d, 0o750); err != nil {
 			return nil, fmt.Errorf("opening image cache %s: %w (run as root, or choose another cache directory)", abs, err)
 		}
 	}
@@ -145,7 +145,7 @@ func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k, f := range s.pins {
-		f.Close()
+		_ = f.Close()
 		delete(s.pins, k)
 	}
 	return nil
@@ -181,11 +181,8 @@ func (s *Store) writeJSON(path string, v any) error {
 	if err != nil {
 		return err
 	}
-	defer t.release()
+	defer func() { _ = t.release() }()
 	if _, err := t.f.Write(b); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := os.Chmod(t.path, 0o644); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	if err := os.Rename(t.path, path); err != nil {
@@ -196,7 +193,7 @@ func (s *Store) writeJSON(path string, v any) error {
 
 // readJSON decodes the JSON file at path into v.
 func readJSON(path string, v any) error {
-	b, err := os.ReadFile(path)
+	b, err := os.ReadFile(path) //nolint:gosec // a record inside the store
 	if err != nil {
 		return err
 	}
@@ -295,7 +292,7 @@ func (s *Store) pinIfDone(ctx context.Context, hex string) (bool, error) {
 		return false, err
 	}
 	if _, err := os.Stat(filepath.Join(s.layerDir(hex), ".done")); err != nil {
-		f.Close()
+		_ = f.Close()
 		return false, nil
 	}
 	s.pin(hex, f)
@@ -307,7 +304,7 @@ func (s *Store) pin(hex string, f *os.File) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.pins[hex]; ok {
-		f.Close()
+		_ = f.Close()
 		return
 	}
 	s.pins[hex] = f

@@ -66,7 +66,7 @@ func TestListRemovePrune(t *testing.T) {
 	start := time.Now().Add(-time.Second)
 	ensure(t, s, refA, spec.PullMissing)
 	ensure(t, s, refB, spec.PullMissing)
-	s.Close() // drop the pins, as the run would by exiting
+	_ = s.Close() // drop the pins, as the run would by exiting
 
 	es, err := s.List(ctx)
 	if err != nil {
@@ -115,7 +115,7 @@ func TestListRemovePrune(t *testing.T) {
 	reg.srv.Close()
 	s2 := openStore(t, dir)
 	ensure(t, s2, refA, spec.PullNever)
-	s2.Close()
+	_ = s2.Close()
 
 	// Remove also takes a digest (a 12-digit prefix, as ls shows).
 	if err := openStore(t, dir).Remove(ctx, digestOf(t, a).Hex[:12]); err != nil {
@@ -160,7 +160,7 @@ func TestPruneKeepsPinnedLayers(t *testing.T) {
 			t.Errorf("pinned layer removed: %v", err)
 		}
 	}
-	running.Close()
+	_ = running.Close()
 	if _, err := openStore(t, dir).Prune(ctx, true); err != nil {
 		t.Fatal(err)
 	}
@@ -180,17 +180,19 @@ func TestGC(t *testing.T) {
 	stale := filepath.Join(tmp, "layer-stale")
 	live := filepath.Join(tmp, "layer-live")
 	for _, d := range []string{stale + "/fs/usr/bin", live + "/fs"} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+		if err := os.MkdirAll(d, 0o750); err != nil {
 			t.Fatal(err)
 		}
 	}
-	os.WriteFile(filepath.Join(stale, "fs/usr/bin/tool"), []byte("half"), 0o755)
+	if err := os.WriteFile(filepath.Join(stale, "fs/usr/bin/tool"), []byte("half"), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	// A live run holds its entry flocked.
-	f, err := os.Open(live)
+	f, err := os.Open(live) //nolint:gosec // test path
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
+	defer func() { _ = f.Close() }()
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX); err != nil {
 		t.Fatal(err)
 	}
@@ -200,7 +202,9 @@ func TestGC(t *testing.T) {
 	if diff := cmp.Diff([]string{"layer-live"}, tmpEntries(t, dir)); diff != "" {
 		t.Errorf("tmp/ after GC (-want +got):\n%s", diff)
 	}
-	unix.Flock(int(f.Fd()), unix.LOCK_UN)
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_UN); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := s.Prune(context.Background(), false); err != nil {
 		t.Fatal(err)
 	}
@@ -221,7 +225,9 @@ func TestWarmEnsureTouchesLastUsed(t *testing.T) {
 		t.Fatalf("ref files: %v", refs)
 	}
 	old := time.Now().Add(-time.Hour)
-	os.Chtimes(refs[0], old, old)
+	if err := os.Chtimes(refs[0], old, old); err != nil {
+		t.Fatal(err)
+	}
 	ensure(t, s, ref, spec.PullMissing)
 	es, _ := s.List(context.Background())
 	if len(es) != 1 || time.Since(es[0].LastUsed) > time.Minute {

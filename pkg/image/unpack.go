@@ -75,7 +75,7 @@ func unpackLayer(ctx context.Context, dst string, sp unpackSpec) (layerStats, er
 	if err != nil {
 		return layerStats{}, blobErr(ctx, "decompressing layer", err)
 	}
-	defer dec.Close()
+	defer func() { _ = dec.Close() }()
 	tarHash := sha256.New()
 	tee := io.TeeReader(dec, tarHash)
 	stats, err := extract(tee, dst)
@@ -165,13 +165,16 @@ func extract(r io.Reader, dst string) (layerStats, error) {
 	go func() {
 		defer close(done)
 		filterErr = filterTar(r, pw, &stats)
-		pw.CloseWithError(filterErr) // nil closes normally
+		_ = pw.CloseWithError(filterErr) // nil closes normally
 	}()
 	unpackErr := archive.Unpack(pr, dst, &archive.TarOptions{WhiteoutFormat: archive.OverlayWhiteoutFormat})
-	pr.CloseWithError(errUnpackStopped)
+	_ = pr.CloseWithError(errUnpackStopped)
 	<-done
+	// The unpacker stops reading at the end-of-archive marker, which may
+	// leave the filter blocked writing the final padding: that is success.
+	finished := unpackErr == nil && errors.Is(filterErr, errUnpackStopped)
 	switch {
-	case filterErr != nil && !(unpackErr == nil && errors.Is(filterErr, errUnpackStopped)):
+	case filterErr != nil && !finished:
 		return stats, filterErr
 	case unpackErr != nil:
 		return stats, fmt.Errorf("writing layer contents: %w", unpackErr)
@@ -211,7 +214,7 @@ func filterTar(r io.Reader, w io.Writer, stats *layerStats) error {
 		if err := writeHeader(tw, hdr); err != nil {
 			return err
 		}
-		if _, err := io.Copy(tw, tr); err != nil {
+		if _, err := io.Copy(tw, tr); err != nil { //nolint:gosec // bounded by the entry's size; the layer was asked for
 			return copyErr(hdr, err)
 		}
 	}

@@ -66,8 +66,12 @@ func gzipBytes(t testing.TB, b []byte) []byte {
 	t.Helper()
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
-	zw.Write(b)
-	zw.Close()
+	if _, err := zw.Write(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
 	return buf.Bytes()
 }
 
@@ -104,14 +108,14 @@ func newUnpackEnv(t *testing.T) *unpackEnv {
 	t.Helper()
 	root := t.TempDir()
 	outside := filepath.Join(root, "outside")
-	if err := os.Mkdir(outside, 0o755); err != nil {
+	if err := os.Mkdir(outside, 0o750); err != nil {
 		t.Fatal(err)
 	}
 	s, err := Open(filepath.Join(root, "store"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close() })
+	t.Cleanup(func() { _ = s.Close() })
 	return &unpackEnv{root: root, outside: outside, s: s}
 }
 
@@ -197,7 +201,7 @@ func TestUnpackLayerSemantics(t *testing.T) {
 			if _, err := os.Lstat(filepath.Join(fsDir, "d/.wh..wh..opq")); !errors.Is(err, fs.ErrNotExist) {
 				t.Errorf("the opaque marker file was written")
 			}
-			if b, _ := os.ReadFile(filepath.Join(fsDir, "d/x")); string(b) != "x" {
+			if b, _ := os.ReadFile(filepath.Join(fsDir, "d/x")); string(b) != "x" { //nolint:gosec // test paths
 				t.Errorf("d/x = %q", b)
 			}
 		},
@@ -279,7 +283,7 @@ func TestUnpackLayerSemantics(t *testing.T) {
 		entries: []entry{file("/abs/file", "a"), file("./a/../b", "b")},
 		check: func(t *testing.T, fsDir string) {
 			for name, want := range map[string]string{"abs/file": "a", "b": "b"} {
-				if got, err := os.ReadFile(filepath.Join(fsDir, name)); err != nil || string(got) != want {
+				if got, err := os.ReadFile(filepath.Join(fsDir, name)); err != nil || string(got) != want { //nolint:gosec // test paths
 					t.Errorf("%s = %q, %v; want %q", name, got, err, want)
 				}
 			}
@@ -382,7 +386,7 @@ func TestUnpackLayerUncompressedAndZstd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("plain tar: %v", err)
 	}
-	if b, _ := os.ReadFile(filepath.Join(fsDir, "hello")); string(b) != "world" {
+	if b, _ := os.ReadFile(filepath.Join(fsDir, "hello")); string(b) != "world" { //nolint:gosec // test paths
 		t.Errorf("hello = %q", b)
 	}
 
@@ -395,7 +399,7 @@ func TestUnpackLayerUncompressedAndZstd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("zstd tar: %v", err)
 	}
-	if b, _ := os.ReadFile(filepath.Join(fsDir, "zstd")); string(b) != "compressed" {
+	if b, _ := os.ReadFile(filepath.Join(fsDir, "zstd")); string(b) != "compressed" { //nolint:gosec // test path
 		t.Errorf("zstd = %q", b)
 	}
 }
