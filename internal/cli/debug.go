@@ -164,6 +164,9 @@ func (o *DebugOptions) backend() (runtime.Interface, error) {
 	if o.target.Kind != target.Local {
 		return nil, usageError("%s targets are not supported by this build", o.target.Scheme)
 	}
+	if err := local.CheckPrivileges(); err != nil {
+		return nil, err
+	}
 	store, err := image.Open(o.g.CacheDir)
 	if err != nil {
 		return nil, fmt.Errorf("opening the image cache: %w", err)

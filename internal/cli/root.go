@@ -68,9 +68,6 @@ func Execute(ctx context.Context, args []string, streams Streams) int {
 	if !errors.As(err, &exit) || exit.Err != nil {
 		fmt.Fprintf(streams.Err, "ephem: %s\n", message(err))
 	}
-	if errors.Is(err, errUsage) && !errors.As(err, &exit) {
-		fmt.Fprintln(streams.Err, "Run 'ephem --help' for usage.")
-	}
 	return exitCodeFor(err)
 }
 

@@ -58,10 +58,22 @@ func New(o Options) *Engine {
 	return &Engine{opts: o}
 }
 
-// Debug implements runtime.Interface.
-func (e *Engine) Debug(ctx context.Context, ref target.Ref, c spec.Container, streams session.Streams) error {
+// CheckPrivileges fails unless ephem runs as root, which joining another
+// process's namespaces needs.
+func CheckPrivileges() error {
 	if os.Geteuid() != 0 {
 		return fmt.Errorf("%w: the local engine joins other processes' namespaces and needs root: run ephem with sudo", runtime.ErrPermission)
+	}
+	return nil
+}
+
+// Debug implements runtime.Interface.
+func (e *Engine) Debug(ctx context.Context, ref target.Ref, c spec.Container, streams session.Streams) error {
+	if err := CheckPrivileges(); err != nil {
+		return err
+	}
+	if err := checkOverlay(ctx); err != nil {
+		return err
 	}
 	proc, err := e.opts.Resolver.Resolve(ctx, ref)
 	if err != nil {

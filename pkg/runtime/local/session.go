@@ -53,6 +53,18 @@ func (s *sess) run(ctx context.Context, t *openTarget, what string) error {
 		select {
 		case r := <-msgs:
 			if r.err != nil {
+				// A target that is PID 1 of its namespace takes the
+				// session with it: the kernel kills every process there,
+				// and the target's own exit completes once the relay has
+				// reaped our init.
+				s.wait()
+				if !targetGone {
+					select {
+					case <-gone:
+						targetGone = true
+					case <-time.After(time.Second):
+					}
+				}
 				return s.finish(fmt.Errorf("%w: the debug container's init ended without an exit code", runtime.ErrOS), targetGone, what)
 			}
 			switch r.m.T {

@@ -112,9 +112,12 @@ func sameNamespace(pid int, ns string) (bool, error) {
 	return a.Ino == b.Ino && a.Dev == b.Dev, nil
 }
 
-// alive says whether the process the pidfd holds still runs.
+// alive says whether the process the pidfd holds still runs. A pidfd
+// becomes readable when its process exits, zombie or not.
 func (t *openTarget) alive() bool {
-	return unix.PidfdSendSignal(t.pidfd, 0, nil, 0) == nil
+	fds := []unix.PollFd{{Fd: int32(t.pidfd), Events: unix.POLLIN}}
+	n, err := unix.Poll(fds, 0)
+	return err == nil && n == 0
 }
 
 // joinSpec is the constructor's "ns:fd" list, given the descriptor number
