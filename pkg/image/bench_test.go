@@ -47,3 +47,26 @@ func BenchmarkEnsureWarm(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkEnsureCold measures a first pull from an in-process registry:
+// download, digest and diffID verification, and unpacking of 5 layers of
+// 4 MB each (incompressible). Set EPHEM_BENCH_COLD_MB to change the size.
+func BenchmarkEnsureCold(b *testing.B) {
+	mb := int64(20)
+	if v, err := strconv.ParseInt(os.Getenv("EPHEM_BENCH_COLD_MB"), 10, 64); err == nil && v > 0 {
+		mb = v
+	}
+	const layers = 5
+	reg := newRegistry(b)
+	ref := reg.ref("cold:1")
+	push(b, ref, randomImage(b, mb<<20/layers, layers))
+	ctx := context.Background()
+	b.SetBytes(mb << 20)
+	for b.Loop() {
+		s := openStore(b, b.TempDir())
+		if _, err := s.Ensure(ctx, ref, image.PullOptions{}); err != nil {
+			b.Fatal(err)
+		}
+		_ = s.Close()
+	}
+}
