@@ -34,7 +34,8 @@ show() {
 }
 # capture is show that also keeps the command's output in $OUT.
 capture() {
-	show "$@" | tee "$WORK/last.out"
+	printf '\n$ %s\n' "$*"
+	"$@" | tee "$WORK/last.out"
 	OUT=$(cat "$WORK/last.out")
 }
 
