@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
@@ -135,9 +136,18 @@ func (s *Store) pull(ctx context.Context, r Reference, plat v1.Platform, o PullO
 	return s.imageFor(ctx, r.String(), src.digest)
 }
 
-// writeRef records that ref, for platform, resolves to digest d.
+// writeRef records that ref, for platform, resolves to digest d, and that
+// it was used now. An unchanged record is only touched.
 func (s *Store) writeRef(ref, platform string, d v1.Hash) error {
-	return s.writeJSON(s.refPath(ref, platform), refRecord{Ref: ref, Platform: platform, Digest: d.String()})
+	p := s.refPath(ref, platform)
+	var old refRecord
+	if err := readJSON(p, &old); err == nil && old.Ref == ref && old.Digest == d.String() {
+		now := time.Now()
+		if err := os.Chtimes(p, now, now); err == nil {
+			return nil
+		}
+	}
+	return s.writeJSON(p, refRecord{Ref: ref, Platform: platform, Digest: d.String()})
 }
 
 // dataErr classifies an error from reading image metadata: a network

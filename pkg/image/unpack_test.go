@@ -102,6 +102,7 @@ func (l *blobLayer) MediaType() (types.MediaType, error) {
 type unpackEnv struct {
 	root, outside string
 	s             *Store
+	passwd        os.FileInfo // /etc/passwd before the test
 }
 
 func newUnpackEnv(t *testing.T) *unpackEnv {
@@ -116,7 +117,11 @@ func newUnpackEnv(t *testing.T) *unpackEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
-	return &unpackEnv{root: root, outside: outside, s: s}
+	passwd, err := os.Stat("/etc/passwd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &unpackEnv{root: root, outside: outside, s: s, passwd: passwd}
 }
 
 // ensure runs the store's layer path on a gzip blob of tarBytes, with the
@@ -146,6 +151,9 @@ func (e *unpackEnv) assertClean(t *testing.T, diffID v1.Hash) {
 
 func (e *unpackEnv) assertOutsideUntouched(t *testing.T) {
 	t.Helper()
+	if fi, err := os.Stat("/etc/passwd"); err == nil && (fi.Size() != e.passwd.Size() || !fi.ModTime().Equal(e.passwd.ModTime())) {
+		t.Errorf("/etc/passwd changed during the test")
+	}
 	if ents, _ := os.ReadDir(e.outside); len(ents) != 0 {
 		t.Errorf("something was written outside the layer: %v", ents)
 	}
@@ -402,4 +410,23 @@ func TestUnpackLayerUncompressedAndZstd(t *testing.T) {
 	if b, _ := os.ReadFile(filepath.Join(fsDir, "zstd")); string(b) != "compressed" { //nolint:gosec // test path
 		t.Errorf("zstd = %q", b)
 	}
+}
+
+// TestUnpackLayerReplacesSymlink checks that an entry replacing a symlink
+// of the same layer replaces the link instead of writing through it.
+func TestUnpackLayerReplacesSymlink(t *testing.T) {
+	e := newUnpackEnv(t)
+	target := filepath.Join(e.outside, "target")
+	raw := buildTar(t, symlink("f", target), file("f", "inside"), symlink("d", e.outside), dir("d/"))
+	fsDir, err := e.ensure(t, gzipBytes(t, raw), v1.Hash{}, sha(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(filepath.Join(fsDir, "f")); err != nil || string(b) != "inside" { //nolint:gosec // test path
+		t.Errorf("f = %q, %v", b, err)
+	}
+	if fi, err := os.Lstat(filepath.Join(fsDir, "d")); err != nil || !fi.IsDir() {
+		t.Errorf("d is not a directory: %v, %v", fi, err)
+	}
+	e.assertOutsideUntouched(t)
 }
