@@ -102,7 +102,7 @@ func (s *Store) pull(ctx context.Context, r Reference, plat v1.Platform, o PullO
 	if !r.Local() {
 		pr.start(r.String())
 	}
-	src, err := resolve(ctx, r, plat)
+	src, err := resolve(ctx, r, plat, o.Insecure)
 	if err != nil {
 		return nil, err
 	}

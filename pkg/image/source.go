@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"os"
 	"runtime"
 	"slices"
@@ -96,7 +97,7 @@ func pickPlatform(im *v1.IndexManifest, want v1.Platform) (v1.Descriptor, error)
 }
 
 // resolve finds the image that ref names for platform.
-func resolve(ctx context.Context, ref Reference, platform v1.Platform) (*source, error) {
+func resolve(ctx context.Context, ref Reference, platform v1.Platform, insecure []string) (*source, error) {
 	var (
 		src *source
 		err error
@@ -107,7 +108,7 @@ func resolve(ctx context.Context, ref Reference, platform v1.Platform) (*source,
 	case KindArchive:
 		src, err = resolveArchive(ref)
 	default:
-		src, err = resolveRemote(ctx, ref.reg, platform)
+		src, err = resolveRemote(ctx, ref.reg, platform, insecure)
 	}
 	if err != nil {
 		return nil, err
@@ -115,10 +116,28 @@ func resolve(ctx context.Context, ref Reference, platform v1.Platform) (*source,
 	return src, nil
 }
 
+// plainHTTPGuard refuses plain-HTTP requests to hosts not allowed them.
+// go-containerregistry also falls back to HTTP for private (RFC 1918)
+// addresses; ephem, like Docker, allows it only for loopback registries and
+// those the user lists as insecure.
+type plainHTTPGuard struct {
+	base     http.RoundTripper
+	insecure []string
+}
+
+// RoundTrip implements http.RoundTripper.
+func (g plainHTTPGuard) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL.Scheme == "http" && !isInsecure(req.URL.Host, g.insecure) {
+		return nil, fmt.Errorf("refusing plain HTTP to %s: list it as an insecure registry to allow it", req.URL.Host)
+	}
+	return g.base.RoundTrip(req)
+}
+
 // remoteOptions are the options of every registry request.
-func remoteOptions(ctx context.Context) []remote.Option {
+func remoteOptions(ctx context.Context, insecure []string) []remote.Option {
 	return []remote.Option{
 		remote.WithContext(ctx),
+		remote.WithTransport(plainHTTPGuard{base: remote.DefaultTransport, insecure: insecure}),
 		remote.WithAuthFromKeychain(authn.DefaultKeychain),
 		remote.WithRetryBackoff(retryBackoff),
 		remote.WithUserAgent("ephem"),
@@ -126,8 +145,8 @@ func remoteOptions(ctx context.Context) []remote.Option {
 }
 
 // resolveRemote fetches ref's manifest, picking platform from an index.
-func resolveRemote(ctx context.Context, ref name.Reference, platform v1.Platform) (*source, error) {
-	desc, err := remote.Get(ref, remoteOptions(ctx)...)
+func resolveRemote(ctx context.Context, ref name.Reference, platform v1.Platform, insecure []string) (*source, error) {
+	desc, err := remote.Get(ref, remoteOptions(ctx, insecure)...)
 	if err != nil {
 		return nil, fmt.Errorf("fetching manifest: %w", classify(err))
 	}
