@@ -3,7 +3,8 @@ package local
 // initConfig is everything the container's init needs, sent by the host
 // half over the control socket.
 type initConfig struct {
-	// Rootfs is where the constructor mounted the image.
+	// Rootfs is the image root, relative to init's working directory,
+	// where the constructor leaves it.
 	Rootfs string `json:"rootfs"`
 	// Argv is the command; Env the image's environment with overrides.
 	Argv []string `json:"argv"`

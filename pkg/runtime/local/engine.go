@@ -161,7 +161,7 @@ func (e *Engine) start(ctx context.Context, t *openTarget, img *image.Image, cfg
 	for i, l := range img.Layers {
 		lower[len(lower)-1-i] = l // overlayfs lists the top layer first
 	}
-	cfg.Rootfs = e.opts.Images.RunDir() + "/root"
+	cfg.Rootfs = "."
 	host, child, err := socketPair()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", runtime.ErrOS, err)

@@ -18,13 +18,7 @@ var devices = []string{"null", "zero", "full", "random", "urandom", "tty"}
 // namespace, a minimal /dev with its own devpts, /sys, and the target's name
 // resolution files.
 func setupRoot(cfg *initConfig, warn func(string)) error {
-	root := cfg.Rootfs
-	// A mount copied into a namespace owned by a less privileged user
-	// namespace (a target with its own) is locked, and pivot_root refuses
-	// locked mounts; a bind of it made here is not.
-	if err := unix.Mount(root, root, "", unix.MS_BIND|unix.MS_REC, ""); err != nil {
-		return fmt.Errorf("binding the image root: %w", err)
-	}
+	root := cfg.Rootfs // "." : the constructor left us in the image root
 	for name, data := range cfg.Files {
 		if err := writeFile(root, name, data); err != nil {
 			warn(fmt.Sprintf("copying the target's %s: %v", name, err))

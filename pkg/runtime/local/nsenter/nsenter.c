@@ -255,8 +255,24 @@ __attribute__((constructor)) static void ephem_nsenter(void) {
 	if (unshare(CLONE_NEWNS) < 0) fail("os", "creating a mount namespace");
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) fail("os", "making mounts private");
 	const char *rootfs = getenv("_EPHEM_ROOTFS"), *lower = getenv("_EPHEM_LOWER");
-	if (rootfs && lower) setup_rootfs(rootfs, lower, userns_fd(spec), getenv("_EPHEM_ROOT_IDS"));
+	if (rootfs && lower) {
+		char root[4096];
+		setup_rootfs(rootfs, lower, userns_fd(spec), getenv("_EPHEM_ROOT_IDS"));
+		// Hold the image root as the working directory: after joining a
+		// user namespace, the path to it (the cache's ancestors) may not
+		// be searchable, but the working directory always is.
+		snprintf(root, sizeof root, "%s/root", rootfs);
+		if (chdir(root) < 0) fail("os", "entering %s", root);
+	}
 	join(spec);
+	if (rootfs && lower) {
+		// A mount copied into a namespace owned by a less privileged user
+		// namespace is locked, and pivot_root refuses locked mounts; a
+		// bind of it made here is not. Step onto the bind through the
+		// session's own tmpfs.
+		if (mount(".", ".", NULL, MS_BIND | MS_REC, NULL) < 0) fail("os", "binding the image root");
+		if (chdir("..") < 0 || chdir("root") < 0) fail("os", "entering the image root");
+	}
 	if (getenv("_EPHEM_NEWPID") && unshare(CLONE_NEWPID) < 0) fail("os", "creating a PID namespace");
 	pid_t pid = fork();
 	if (pid < 0) fail("os", "forking the container's init");
