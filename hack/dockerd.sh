@@ -21,8 +21,8 @@
 # /run/ephem-test) holds the socket, pid file and exec root.
 set -euo pipefail
 
-STATE_DIR=${EPHEM_TEST_DOCKER_DIR:-/var/lib/ephem-test/docker}
-RUN_DIR=${EPHEM_TEST_DOCKER_RUN:-/run/ephem-test}
+STATE_DIR=$(realpath -m "${EPHEM_TEST_DOCKER_DIR:-/var/lib/ephem-test/docker}")
+RUN_DIR=$(realpath -m "${EPHEM_TEST_DOCKER_RUN:-/run/ephem-test}")
 DATA_ROOT=$STATE_DIR/data
 CONFIG=$STATE_DIR/daemon.json
 LOG=$STATE_DIR/dockerd.log
@@ -105,12 +105,15 @@ start() {
 	fi
 	install_docker
 	mkdir -p "$DATA_ROOT" "$EXEC_ROOT" "$RUN_DIR"
-	rm -f "$PIDFILE" "$SOCK"
+	# A fresh daemon: forget that an earlier test binary started one (see
+	# internal/e2eutil, which stops only daemons that tests started).
+	rm -f "$PIDFILE" "$SOCK" "$RUN_DIR/dockerd.started-by-tests"
 	# Our own (empty) configuration, so /etc/docker/daemon.json cannot interfere.
 	echo '{}' >"$CONFIG"
 	log "starting $DOCKERD (log: $LOG)"
-	# setsid: the daemon outlives this script and is not in its process group.
-	setsid "$DOCKERD" \
+	# setsid: the daemon outlives this script and is not in its process group;
+	# cd /: it holds no caller's directory.
+	(cd / && exec setsid "$DOCKERD" \
 		--config-file "$CONFIG" \
 		--data-root "$DATA_ROOT" \
 		--exec-root "$EXEC_ROOT" \
@@ -121,7 +124,7 @@ start() {
 		--bridge=none --iptables=false --ip6tables=false --ip-masq=false \
 		--userland-proxy=false \
 		--storage-driver overlay2 \
-		</dev/null >>"$LOG" 2>&1 9>&- &
+		</dev/null >>"$LOG" 2>&1 9>&-) &
 	local started=$! deadline=$((SECONDS + START_TIMEOUT))
 	until answers; do
 		if ! kill -0 "$started" 2>/dev/null; then
@@ -177,7 +180,7 @@ stop() {
 		fi
 	fi
 	unmount_under "$EXEC_ROOT" "$DATA_ROOT"
-	rm -f "$PIDFILE" "$SOCK"
+	rm -f "$PIDFILE" "$SOCK" "$RUN_DIR/dockerd.started-by-tests"
 }
 
 status() {

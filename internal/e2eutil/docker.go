@@ -80,12 +80,6 @@ func AcquireDockerd(ctx context.Context) (host string, release func(), err error
 		return "", nil, fmt.Errorf("hack/dockerd.sh status: %w", err)
 	}
 	wasRunning := status.ExitCode == 0
-	if !wasRunning {
-		if err := os.WriteFile(marker, nil, 0o644); err != nil {
-			f.Close()
-			return "", nil, fmt.Errorf("writing %s: %w", marker, err)
-		}
-	}
 	start, err := Run(ctx, nil, "bash", script, "start")
 	if err == nil && start.ExitCode != 0 {
 		err = fmt.Errorf("exit %d: %s", start.ExitCode, strings.TrimSpace(start.Stderr))
@@ -93,6 +87,14 @@ func AcquireDockerd(ctx context.Context) (host string, release func(), err error
 	if err != nil {
 		f.Close()
 		return "", nil, fmt.Errorf("starting the test Docker daemon (hack/dockerd.sh start): %w", err)
+	}
+	// The marker says test binaries started the daemon, so the last of them
+	// stops it. hack/dockerd.sh removes it whenever it starts a daemon.
+	if !wasRunning {
+		if err := os.WriteFile(marker, nil, 0o644); err != nil {
+			f.Close()
+			return "", nil, fmt.Errorf("writing %s: %w", marker, err)
+		}
 	}
 	host, err = dockerHostFrom(start.Stdout)
 	if err != nil {
