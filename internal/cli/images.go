@@ -21,9 +21,12 @@ func newImagesCmd(g *GlobalOptions) *cobra.Command {
 		Long: `ephem keeps pulled tool images unpacked in a cache (--cache-dir, default
 /var/lib/ephem) so that later runs start without pulling. These commands
 list the cached references, forget some, and free the disk space of layers
-no reference uses.`,
+no reference uses. Without a subcommand, it lists the cache like "ls".`,
 		Args: noArgs,
 	}
+	var digestsOnly bool
+	cmd.RunE = listRun(g, &digestsOnly)
+	cmd.Flags().BoolVarP(&digestsOnly, "quiet", "q", false, "print only the digests, one per line")
 	cmd.AddCommand(newImagesLsCmd(g), newImagesRmCmd(g), newImagesPruneCmd(g))
 	return cmd
 }
@@ -47,24 +50,30 @@ func newImagesLsCmd(g *GlobalOptions) *cobra.Command {
 size of its layers (shared layers count in every image), and when a run last
 used it. References pulled for another platform than this host's show it.`,
 		Args: noArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			s, err := openStore(g)
-			if err != nil {
-				return err
-			}
-			defer func() { _ = s.Close() }()
-			es, err := s.List(cmd.Context())
-			if err != nil {
-				return fmt.Errorf("listing cached images: %w", err)
-			}
-			if digestsOnly {
-				return printDigests(g.Streams.Out, es)
-			}
-			return printImages(g.Streams.Out, es, time.Now())
-		},
+		RunE: listRun(g, &digestsOnly),
 	}
 	cmd.Flags().BoolVarP(&digestsOnly, "quiet", "q", false, "print only the digests, one per line")
 	return cmd
+}
+
+// listRun returns the action of "images ls": the table, or with
+// *digestsOnly the digests alone.
+func listRun(g *GlobalOptions, digestsOnly *bool) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, _ []string) error {
+		s, err := openStore(g)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = s.Close() }()
+		es, err := s.List(cmd.Context())
+		if err != nil {
+			return fmt.Errorf("listing cached images: %w", err)
+		}
+		if *digestsOnly {
+			return printDigests(g.Streams.Out, es)
+		}
+		return printImages(g.Streams.Out, es, time.Now())
+	}
 }
 
 // printDigests prints each distinct digest of es once, in order.

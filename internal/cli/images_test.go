@@ -65,6 +65,7 @@ func TestImagesLs(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
+	table := out
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if len(lines) != 3 {
 		t.Fatalf("want a header and 2 rows, got:\n%s", out)
@@ -82,6 +83,17 @@ func TestImagesLs(t *testing.T) {
 	code, out, _ = run(t, "images", "ls", "-q", "--cache-dir", cache)
 	if diff := cmp.Diff(digests[0].String()+"\n"+digests[1].String()+"\n", out); code != 0 || diff != "" {
 		t.Errorf("ls -q: exit %d (-want +got):\n%s", code, diff)
+	}
+
+	// "images" alone lists too.
+	if code, bare, _ := run(t, "images", "--cache-dir", cache); code != 0 || bare != table {
+		t.Errorf("images alone: exit %d, %q, want %q", code, bare, table)
+	}
+	if code, bare, _ := run(t, "images", "-q", "--cache-dir", cache); code != 0 || bare != out {
+		t.Errorf("images -q: exit %d, %q, want %q", code, bare, out)
+	}
+	if code, _, _ := run(t, "images", "bogus", "--cache-dir", cache); code != ExitUsage {
+		t.Errorf("images bogus: exit %d, want %d", code, ExitUsage)
 	}
 
 	code, out, _ = run(t, "images", "ls", "--cache-dir", t.TempDir())
