@@ -61,7 +61,7 @@ Exit codes: the command's own; ephem's failures use 64-78 (see docs/exit-codes.m
 			if err := o.Validate(); err != nil {
 				return err
 			}
-			return o.Run(cmd.Context())
+			return runDebug(cmd.Context(), o)
 		},
 	}
 	f := cmd.Flags()
@@ -79,6 +79,9 @@ Exit codes: the command's own; ephem's failures use 64-78 (see docs/exit-codes.m
 	f.StringVar(&o.DetachKeys, "detach-keys", "ctrl-p,ctrl-q", "key sequence that detaches from a terminal session")
 	return cmd
 }
+
+// runDebug runs validated options; tests replace it to inspect them.
+var runDebug = func(ctx context.Context, o *DebugOptions) error { return o.Run(ctx) }
 
 // Complete fills the options from the arguments.
 func (o *DebugOptions) Complete(args []string, dash int) error {

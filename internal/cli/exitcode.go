@@ -18,7 +18,7 @@ const (
 	ExitTargetNotFound = 66 // no such process or container, or it is not running
 	ExitImageNotFound  = 67 // image or tag does not exist, or not cached with --pull never
 	ExitUnreachable    = 68 // registry or runtime API could not be reached
-	ExitUnsupported    = 69 // host lacks a needed feature (overlayfs, namespaces)
+	ExitUnsupported    = 69 // host lacks a needed feature (overlayfs), or the image has no build for it
 	ExitInternal       = 70 // a bug in ephem
 	ExitOS             = 71 // an operating-system call failed
 	ExitTargetGone     = 75 // the target exited during the session
@@ -45,7 +45,7 @@ func exitCodeFor(err error) int {
 		return ExitImageNotFound
 	case errors.Is(err, image.ErrUnreachable), errors.Is(err, target.ErrUnreachable):
 		return ExitUnreachable
-	case errors.Is(err, runtime.ErrUnsupported):
+	case errors.Is(err, runtime.ErrUnsupported), errors.Is(err, image.ErrUnsupported):
 		return ExitUnsupported
 	case errors.Is(err, runtime.ErrTargetGone):
 		return ExitTargetGone
