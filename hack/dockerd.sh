@@ -112,8 +112,15 @@ start() {
 	echo '{}' >"$CONFIG"
 	log "starting $DOCKERD (log: $LOG)"
 	# setsid: the daemon outlives this script and is not in its process group;
-	# cd /: it holds no caller's directory.
-	(cd / && exec setsid "$DOCKERD" \
+	# cd / and no inherited descriptors: it holds none of the caller's
+	# directories or lock files.
+	(
+		cd /
+		for fd in /proc/self/fd/*; do
+			fd=${fd##*/}
+			[ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-" 2>/dev/null || true
+		done
+		exec setsid "$DOCKERD" \
 		--config-file "$CONFIG" \
 		--data-root "$DATA_ROOT" \
 		--exec-root "$EXEC_ROOT" \
@@ -124,7 +131,8 @@ start() {
 		--bridge=none --iptables=false --ip6tables=false --ip-masq=false \
 		--userland-proxy=false \
 		--storage-driver overlay2 \
-		</dev/null >>"$LOG" 2>&1 9>&-) &
+		</dev/null >>"$LOG" 2>&1
+	) &
 	local started=$! deadline=$((SECONDS + START_TIMEOUT))
 	until answers; do
 		if ! kill -0 "$started" 2>/dev/null; then
