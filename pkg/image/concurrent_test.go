@@ -183,3 +183,47 @@ func TestEnsureKilledMidPull(t *testing.T) {
 	reg.setTamper(nil)
 	ensure(t, s, ref, spec.PullMissing)
 }
+
+// TestEnsureRacingPrune runs Ensure while another Store prunes everything
+// in a loop: every image Ensure returns must be complete, and stay so until
+// its Store is closed.
+func TestEnsureRacingPrune(t *testing.T) {
+	reg := newRegistry(t)
+	ref := reg.ref("raced:1")
+	push(t, ref, randomImage(t, 32<<10, 3))
+	dir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		p := openStore(t, dir)
+		for ctx.Err() == nil {
+			if _, err := p.Prune(ctx, true); err != nil && ctx.Err() == nil {
+				t.Errorf("Prune: %v", err)
+				return
+			}
+		}
+	})
+	for i := range 30 {
+		s, err := image.Open(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		img, err := s.Ensure(ctx, ref, image.PullOptions{})
+		if err != nil {
+			t.Fatalf("Ensure %d: %v", i, err)
+		}
+		time.Sleep(time.Millisecond) // give Prune a chance at the pinned layers
+		for _, l := range img.Layers {
+			if ents, err := os.ReadDir(l); err != nil || len(ents) == 0 {
+				t.Fatalf("Ensure %d: layer %s vanished under Prune (%v)", i, l, err)
+			}
+			if _, err := os.Stat(filepath.Join(filepath.Dir(l), ".done")); err != nil {
+				t.Fatalf("Ensure %d: %v", i, err)
+			}
+		}
+		_ = s.Close()
+	}
+	cancel()
+	wg.Wait()
+}

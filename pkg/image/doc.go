@@ -8,6 +8,7 @@
 //	<dir>/layers/sha256/<diffID>.lock   flock serialising unpacking and pinning the layer
 //	<dir>/manifests/sha256/<digest>.json config and layer list of one image
 //	<dir>/refs/<key>.json               normalized reference (and platform) → manifest digest
+//	<dir>/records.lock                  flock keeping Prune from racing pulls' record writes
 //	<dir>/tmp/                          work in progress, each entry flocked by its owner
 //	<dir>/run/                          empty; the local engine mounts a private tmpfs on it
 //
@@ -17,6 +18,10 @@
 // GC, Prune and Open remove. Whiteouts are written in overlayfs format
 // (character device 0/0 and the trusted.overlay.opaque xattr), so the
 // layers are mounted as lowerdirs without copying.
+//
+// Layers returned by Ensure stay pinned by a shared flock until the Store is
+// closed or its process ends, so Prune never removes the lowerdirs of a
+// running debug container.
 //
 // Store.Ensure resolves a reference under a PullPolicy and returns the
 // unpacked Image; with PullMissing and a cached reference it reads two

@@ -33,19 +33,7 @@ func (s *Store) Prune(ctx context.Context, all bool) (int64, error) {
 	if err != nil {
 		return freed, fmt.Errorf("pruning: %w", err)
 	}
-	refs, err := s.readRefs()
-	if err != nil {
-		return freed, fmt.Errorf("pruning: %w", err)
-	}
-	if all {
-		for p := range refs {
-			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
-				return freed, fmt.Errorf("pruning: removing %s: %w", p, err)
-			}
-		}
-		refs = nil
-	}
-	used, n, err := s.pruneManifests(refs)
+	used, n, err := s.pruneRecords(ctx, all)
 	freed += n
 	if err != nil {
 		return freed, fmt.Errorf("pruning: %w", err)
@@ -56,6 +44,30 @@ func (s *Store) Prune(ctx context.Context, all bool) (int64, error) {
 		return freed, fmt.Errorf("pruning: %w", err)
 	}
 	return freed, nil
+}
+
+// pruneRecords removes every reference if all is set, then the manifest
+// records no reference points to, and returns the layers (diffID hex) the
+// remaining records use. Pulls do not write records meanwhile.
+func (s *Store) pruneRecords(ctx context.Context, all bool) (map[string]bool, int64, error) {
+	lk, err := s.recordsLock(ctx, unix.LOCK_EX)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer func() { _ = lk.Close() }()
+	refs, err := s.readRefs()
+	if err != nil {
+		return nil, 0, err
+	}
+	if all {
+		for p := range refs {
+			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return nil, 0, fmt.Errorf("removing %s: %w", p, err)
+			}
+		}
+		refs = nil
+	}
+	return s.pruneManifests(refs)
 }
 
 // pruneManifests removes the manifest records no ref points to and returns

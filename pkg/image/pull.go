@@ -106,10 +106,8 @@ func (s *Store) pull(ctx context.Context, r Reference, plat v1.Platform, o PullO
 	if err != nil {
 		return nil, err
 	}
-	platStr := platformString(plat)
-	if img, err := s.imageFor(ctx, r.String(), src.digest); err == nil {
-		// Known manifest with every layer present: nothing to download.
-		return img, s.writeRef(r.String(), platStr, src.digest)
+	if img, err := s.recordKnown(ctx, r.String(), platformString(plat), src.digest); err == nil {
+		return img, nil // known manifest with every layer present: nothing to download
 	}
 	cfg, err := src.img.ConfigFile()
 	if err != nil {
@@ -123,17 +121,52 @@ func (s *Store) pull(ctx context.Context, r Reference, plat v1.Platform, o PullO
 	if err != nil {
 		return nil, err
 	}
+	platStr := platformString(plat)
 	if cfg.OS != "" {
 		platStr = platformString(v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant})
 	}
 	m := &manifestRecord{Digest: src.digest.String(), Platform: platStr, Config: cfg.Config, Layers: layers}
-	if err := s.writeJSON(s.manifestPath(src.digest), m); err != nil {
+	return s.record(ctx, r.String(), platformString(plat), src.digest, m)
+}
+
+// recordsLock locks <dir>/records.lock: shared while a pull writes its
+// manifest record and reference, exclusive while Prune decides which
+// manifest records are unreferenced, so that it never removes one whose
+// reference is being written.
+func (s *Store) recordsLock(ctx context.Context, how int) (*os.File, error) {
+	return lockFileUntil(ctx, filepath.Join(s.dir, "records.lock"), how, nil)
+}
+
+// recordKnown records that ref resolves to the already cached manifest d
+// and returns its image, or fails if d or one of its layers is missing.
+func (s *Store) recordKnown(ctx context.Context, ref, platform string, d v1.Hash) (*Image, error) {
+	lk, err := s.recordsLock(ctx, unix.LOCK_SH)
+	if err != nil {
 		return nil, err
 	}
-	if err := s.writeRef(r.String(), platformString(plat), src.digest); err != nil {
+	defer func() { _ = lk.Close() }()
+	img, err := s.imageFor(ctx, ref, d)
+	if err != nil {
 		return nil, err
 	}
-	return s.imageFor(ctx, r.String(), src.digest)
+	return img, s.writeRef(ref, platform, d)
+}
+
+// record writes the manifest record m of d and the reference ref to it,
+// and returns the image.
+func (s *Store) record(ctx context.Context, ref, platform string, d v1.Hash, m *manifestRecord) (*Image, error) {
+	lk, err := s.recordsLock(ctx, unix.LOCK_SH)
+	if err != nil {
+		return nil, err
+	}
+	defer func() { _ = lk.Close() }()
+	if err := s.writeJSON(s.manifestPath(d), m); err != nil {
+		return nil, err
+	}
+	if err := s.writeRef(ref, platform, d); err != nil {
+		return nil, err
+	}
+	return s.imageFor(ctx, ref, d)
 }
 
 // writeRef records that ref, for platform, resolves to digest d, and that
