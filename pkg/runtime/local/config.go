@@ -21,9 +21,10 @@ type initConfig struct {
 	// Privileged gives the host's /dev and a writable /sys.
 	Privileged bool `json:"privileged,omitempty"`
 	// TTY allocates a terminal of Rows×Cols; Stdin keeps standard input.
-	TTY        bool   `json:"tty,omitempty"`
-	Stdin      bool   `json:"stdin,omitempty"`
-	Rows, Cols uint16 `json:"rows,omitempty"`
+	TTY   bool   `json:"tty,omitempty"`
+	Stdin bool   `json:"stdin,omitempty"`
+	Rows  uint16 `json:"rows,omitempty"`
+	Cols  uint16 `json:"cols,omitempty"`
 	// Files are written into the image's root before the command starts:
 	// the target's /etc/resolv.conf, /etc/hosts and /etc/hostname.
 	Files map[string][]byte `json:"files,omitempty"`

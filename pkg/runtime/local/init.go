@@ -23,7 +23,7 @@ func runInit() {
 	if err != nil {
 		os.Exit(125)
 	}
-	c := conn{os.NewFile(uintptr(fd), "ephem-ctl")}
+	c := &conn{f: os.NewFile(uintptr(fd), "ephem-ctl")}
 	code, err := initMain(c)
 	if err != nil {
 		_ = c.send(errorMessage(err))
@@ -54,7 +54,7 @@ func errorMessage(err error) message {
 	return m
 }
 
-func initMain(c conn) (int, error) {
+func initMain(c *conn) (int, error) {
 	for _, k := range []string{nsenter.EnvJoin, nsenter.EnvCtl, nsenter.EnvRootfs, nsenter.EnvLower, nsenter.EnvNewPID} {
 		_ = os.Unsetenv(k)
 	}
@@ -103,7 +103,7 @@ func initMain(c conn) (int, error) {
 // kills the whole session when the command ends, the host goes away or init
 // is told to stop. It returns the command's exit code and whether the host
 // is still there to be told.
-func supervise(c conn, p *process, term <-chan os.Signal) (int, bool) {
+func supervise(c *conn, p *process, term <-chan os.Signal) (int, bool) {
 	ctl := make(chan message)
 	ctlClosed := make(chan struct{})
 	go func() {

@@ -35,9 +35,12 @@ type message struct {
 const maxMessage = 1 << 20
 
 // conn is one end of the control socket.
-type conn struct{ f *os.File }
+type conn struct {
+	f   *os.File
+	buf []byte // reused by recv, which one goroutine calls
+}
 
-func (c conn) send(m message, fds ...int) error {
+func (c *conn) send(m message, fds ...int) error {
 	b, err := json.Marshal(m)
 	if err != nil {
 		return fmt.Errorf("encoding %s message: %w", m.T, err)
@@ -54,8 +57,11 @@ func (c conn) send(m message, fds ...int) error {
 
 // recv reads one message and any descriptors passed with it. io.EOF-like
 // closure is reported as errClosed.
-func (c conn) recv() (message, []int, error) {
-	buf := make([]byte, maxMessage)
+func (c *conn) recv() (message, []int, error) {
+	if c.buf == nil {
+		c.buf = make([]byte, maxMessage)
+	}
+	buf := c.buf
 	oob := make([]byte, unix.CmsgSpace(4*4))
 	for {
 		n, oobn, _, _, err := unix.Recvmsg(int(c.f.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)

@@ -18,9 +18,10 @@ import (
 type sess struct {
 	e       *Engine
 	cmd     *exec.Cmd
-	ctl     conn
+	ctl     *conn
 	c       spec.Container
 	streams session.Streams
+	timer   *timer
 }
 
 type received struct {
@@ -81,7 +82,10 @@ func (s *sess) run(ctx context.Context, t *openTarget, what string) error {
 				master := os.NewFile(uintptr(r.fds[0]), "pty-master")
 				term := &session.Terminal{Master: master, Streams: s.streams, DetachKeys: s.e.opts.DetachKeys}
 				go func() { termDone <- term.Run(ctx); master.Close() }()
+			case msgStarted:
+				s.timer.mark("container")
 			case msgExit:
+				s.timer.mark("command")
 				s.wait()
 				if targetGone {
 					return s.finish(nil, true, what)
