@@ -1,0 +1,140 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+)
+
+// stats summarises the samples of one case.
+type stats struct {
+	n                int
+	min, median, p90 time.Duration
+}
+
+// summarise returns the minimum, median and 90th percentile (nearest rank)
+// of ds.
+func summarise(ds []time.Duration) stats {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	n := len(s)
+	if n == 0 {
+		return stats{}
+	}
+	median := s[n/2]
+	if n%2 == 0 {
+		median = (s[n/2-1] + s[n/2]) / 2
+	}
+	rank := (90*n + 99) / 100 // ceil(0.9 n), 1-based
+	return stats{n: n, min: s[0], median: median, p90: s[rank-1]}
+}
+
+// report is what writeReport prints.
+type report struct {
+	opts    options
+	env     *benchEnv
+	samples map[string][]time.Duration
+}
+
+// target is one pass/fail goal on a ratio of medians.
+type target struct {
+	what   string
+	ratio  float64
+	goal   string
+	passed bool
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
+
+func (r report) targets(st map[string]stats) []target {
+	var ts []target
+	ratio := func(a, b string) (float64, bool) {
+		sa, oka := st[a]
+		sb, okb := st[b]
+		if !oka || !okb || sb.median == 0 {
+			return 0, false
+		}
+		return float64(sa.median) / float64(sb.median), true
+	}
+	if x, ok := ratio(caseEphem, caseNsenter); ok {
+		ts = append(ts, target{what: "ephem / nsenter", ratio: x, goal: "≤ 1.5×", passed: x <= 1.5})
+	}
+	if x, ok := ratio(caseDocker, caseEphem); ok {
+		ts = append(ts, target{what: "docker run / ephem", ratio: x, goal: "≥ 8× (ephem 8× faster)", passed: x >= 8})
+	}
+	if x, ok := ratio(caseEphemLarge, caseEphem); ok {
+		ts = append(ts, target{what: fmt.Sprintf("ephem %d MiB image / busybox", r.opts.largeMB), ratio: x,
+			goal: "≤ 1.10× (within 10%)", passed: x <= 1.10})
+	}
+	return ts
+}
+
+func writeReport(w io.Writer, r report) error {
+	st := map[string]stats{}
+	for k, v := range r.samples {
+		st[k] = summarise(v)
+	}
+	var b strings.Builder
+	host, _ := os.Hostname()
+	fmt.Fprintf(&b, "Warm time-to-command, %d interleaved runs per case, %s, %s, %d CPUs, %s (host %s).\n\n",
+		r.opts.runs, time.Now().UTC().Format("2006-01-02 15:04 MST"), kernel(), runtime.NumCPU(), runtime.Version(), host)
+	fmt.Fprintln(&b, "| case | command | min | median | p90 |")
+	fmt.Fprintln(&b, "| --- | --- | ---: | ---: | ---: |")
+	for _, c := range r.env.cases(r.opts) {
+		s, ok := st[c.name]
+		if !ok {
+			continue
+		}
+		fmt.Fprintf(&b, "| %s | `%s` | %s | %s | %s |\n", c.name, c.what, ms(s.min), ms(s.median), ms(s.p90))
+	}
+	fmt.Fprintln(&b)
+	fmt.Fprintln(&b, "| ratio of medians | value | target | result |")
+	fmt.Fprintln(&b, "| --- | ---: | --- | --- |")
+	for _, t := range r.targets(st) {
+		result := "PASS"
+		if !t.passed {
+			result = "FAIL"
+		}
+		fmt.Fprintf(&b, "| %s | %.2f× | %s | %s |\n", t.what, t.ratio, t.goal, result)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// kernel returns "Linux RELEASE".
+func kernel() string {
+	b, err := os.ReadFile("/proc/sys/kernel/osrelease")
+	if err != nil {
+		return "Linux"
+	}
+	return "Linux " + strings.TrimSpace(string(b))
+}
+
+// writeDockerTarball writes img as a `docker load` tarball tagged tag.
+func writeDockerTarball(path, tag string, img v1.Image) (err error) {
+	ref, err := name.NewTag(tag)
+	if err != nil {
+		return fmt.Errorf("parsing tag %q: %w", tag, err)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("creating %s: %w", path, err)
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("closing %s: %w", path, cerr)
+		}
+	}()
+	if err := tarball.Write(ref, img, f); err != nil {
+		return fmt.Errorf("writing docker tarball of %s: %w", tag, err)
+	}
+	return nil
+}
