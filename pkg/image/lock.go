@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -87,38 +88,54 @@ type tempEntry struct {
 	f    *os.File // holds the flock
 }
 
-// newTempDir creates and locks a fresh directory under tmpRoot.
+// Temporary entries are created under a name starting with newPrefix,
+// locked, and only then renamed to their working name, so that GC never
+// sees an entry of a live run unlocked. GC removes unlocked newPrefix
+// entries (left by a run killed between creating and locking one) only
+// once they are older than newGrace.
+const (
+	newPrefix = ".new-"
+	newGrace  = time.Minute
+)
+
+// newTempDir creates and locks a fresh directory under tmpRoot, named after
+// pattern as os.MkdirTemp would.
 func newTempDir(tmpRoot, pattern string) (*tempEntry, error) {
-	for range 5 {
-		p, err := os.MkdirTemp(tmpRoot, pattern)
-		if err != nil {
-			return nil, fmt.Errorf("creating temporary directory: %w", err)
-		}
-		f, err := os.Open(p) //nolint:gosec // our own temporary directory
-		if err != nil {
-			continue // removed by a concurrent GC before we could lock it
-		}
-		if tryFlock(f, unix.LOCK_EX) && sameFile(f, p) {
-			return &tempEntry{path: p, f: f}, nil
-		}
-		_ = f.Close()
+	p, err := os.MkdirTemp(tmpRoot, newPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("creating temporary directory: %w", err)
 	}
-	return nil, fmt.Errorf("creating temporary directory in %s: raced with garbage collection", tmpRoot)
+	f, err := os.Open(p) //nolint:gosec // our own temporary directory
+	if err != nil {
+		return nil, fmt.Errorf("creating temporary directory: %w", err)
+	}
+	return lockAndName(f, p, tmpRoot, pattern)
 }
 
-// newTempFile creates and locks a fresh file under tmpRoot.
+// newTempFile creates and locks a fresh file under tmpRoot, named after
+// pattern as os.CreateTemp would.
 func newTempFile(tmpRoot, pattern string) (*tempEntry, error) {
-	for range 5 {
-		f, err := os.CreateTemp(tmpRoot, pattern)
-		if err != nil {
-			return nil, fmt.Errorf("creating temporary file: %w", err)
-		}
-		if tryFlock(f, unix.LOCK_EX) && sameFile(f, f.Name()) {
-			return &tempEntry{path: f.Name(), f: f}, nil
-		}
-		_ = f.Close()
+	f, err := os.CreateTemp(tmpRoot, newPrefix)
+	if err != nil {
+		return nil, fmt.Errorf("creating temporary file: %w", err)
 	}
-	return nil, fmt.Errorf("creating temporary file in %s: raced with garbage collection", tmpRoot)
+	return lockAndName(f, f.Name(), tmpRoot, pattern)
+}
+
+// lockAndName locks f, the new entry at p, and renames it to a working name.
+func lockAndName(f *os.File, p, tmpRoot, pattern string) (*tempEntry, error) {
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		_ = f.Close()
+		_ = os.RemoveAll(p)
+		return nil, fmt.Errorf("locking temporary entry %s: %w", p, err)
+	}
+	name := filepath.Join(tmpRoot, pattern+strings.TrimPrefix(filepath.Base(p), newPrefix))
+	if err := os.Rename(p, name); err != nil {
+		_ = f.Close()
+		_ = os.RemoveAll(p)
+		return nil, fmt.Errorf("naming temporary entry: %w", err)
+	}
+	return &tempEntry{path: name, f: f}, nil
 }
 
 // release removes whatever is left at the entry's path and drops the lock.
@@ -139,6 +156,11 @@ func collectTemp(tmpRoot string) (int64, error) {
 	var errs []error
 	for _, e := range ents {
 		p := filepath.Join(tmpRoot, e.Name())
+		if strings.HasPrefix(e.Name(), newPrefix) {
+			if fi, err := e.Info(); err != nil || time.Since(fi.ModTime()) < newGrace {
+				continue // being created right now, most likely
+			}
+		}
 		f, err := os.Open(p) //nolint:gosec // an entry of the store's tmp/
 		if err != nil {
 			continue // gone already, or never ours to lock
