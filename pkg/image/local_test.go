@@ -6,9 +6,11 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
+	"github.com/google/go-containerregistry/pkg/v1/match"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 
 	"github.com/ephem-dev/ephem/pkg/image"
@@ -36,6 +38,20 @@ func TestEnsureOCILayout(t *testing.T) {
 	// Without a tag, the single image is used.
 	if got, err := s.Ensure(context.Background(), "oci:"+dir, image.PullOptions{}); err != nil || got.Digest != digestOf(t, one) {
 		t.Errorf("untagged: %v, %v", got, err)
+	}
+	// The source is read each time: a retagged layout is seen at once, even
+	// with PullNever, and the unchanged layer is reused.
+	two := mutateAppend(t, one, randomImage(t, 1024, 1))
+	v1Tag := map[string]string{"org.opencontainers.image.ref.name": "v1"}
+	if err := p.ReplaceImage(two, match.Annotation("org.opencontainers.image.ref.name", "v1"), layout.WithAnnotations(v1Tag)); err != nil {
+		t.Fatal(err)
+	}
+	got2, err := s.Ensure(context.Background(), "oci:"+dir+":v1", image.PullOptions{Policy: spec.PullNever})
+	if err != nil || got2.Digest != digestOf(t, two) {
+		t.Fatalf("retagged layout: %v, %v; want digest %s", got2, err, digestOf(t, two))
+	}
+	if diff := cmp.Diff(got.Layers, got2.Layers[:2]); diff != "" {
+		t.Errorf("base layers not shared (-old +new):\n%s", diff)
 	}
 
 	// A multi-platform index under a second tag: resolved from the source
