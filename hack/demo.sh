@@ -108,7 +108,7 @@ target_pgid=$!
 # The server is unshare's only child: PID 1 of the new pid namespace.
 PID=
 for _ in $(seq 100); do
-	PID=$(cat "/proc/$target_pgid/task/$target_pgid/children" 2>/dev/null | tr -d ' ') || true
+	PID=$(tr -d ' ' <"/proc/$target_pgid/task/$target_pgid/children" 2>/dev/null) || true
 	if [ -n "$PID" ] && [ "$(readlink "/proc/$PID/exe" 2>/dev/null)" = "$TARGET_ROOT/server" ] &&
 		nsenter -t "$PID" -n busybox wget -qO- http://127.0.0.1:80/ >/dev/null 2>&1; then
 		break

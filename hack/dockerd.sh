@@ -118,7 +118,9 @@ start() {
 		cd /
 		for fd in /proc/self/fd/*; do
 			fd=${fd##*/}
-			[ "$fd" -gt 2 ] 2>/dev/null && eval "exec $fd>&-" 2>/dev/null || true
+			if [ "$fd" -gt 2 ] 2>/dev/null; then
+				eval "exec $fd>&-" 2>/dev/null || true
+			fi
 		done
 		exec setsid "$DOCKERD" \
 		--config-file "$CONFIG" \

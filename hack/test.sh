@@ -79,7 +79,7 @@ install_packages() {
 
 check_gofmt() {
 	local files
-	files=$(gofmt -l $(git ls-files '*.go') 2>&1) || { echo "$files"; return 1; }
+	files=$(git ls-files -z '*.go' | xargs -0 gofmt -l 2>&1) || { echo "$files"; return 1; }
 	if [ -n "$files" ]; then
 		echo "gofmt would change:"
 		echo "$files"
