@@ -26,6 +26,10 @@ while read -r line; do left+=("iptables: $line"); done < <(
 for f in /var/lib/cni/results/"$CNI_NETWORK"-* /var/lib/cni/networks/"$CNI_NETWORK"; do
 	[[ -e $f ]] && left+=("CNI cache $f")
 done
+for f in /var/lib/cni/results/*; do
+	[[ -f $f ]] && grep -qF "$D/" "$f" && left+=("CNI cache $f")
+done
+[[ -e /var/lib/kubelet/device-plugins/kubelet.sock ]] && left+=("kubelet socket /var/lib/kubelet/device-plugins/kubelet.sock")
 for l in /var/log/containers/*; do
 	[[ -L $l && "$(readlink "$l")" == "$D/"* ]] && left+=("log link $l")
 done

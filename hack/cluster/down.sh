@@ -27,11 +27,22 @@ kill_cgroup_pids() {
 	log "warning: pod processes still alive: $(cgroup_pids | tr '\n' ' ')"
 }
 
+# delete_tasks deletes containerd's (dead) tasks so that their shims exit
+# cleanly and remove their sockets from the fixed /run/containerd/s.
+delete_tasks() {
+	local sock="$D/containerd/containerd.sock" id
+	pid_of containerd >/dev/null || return 0
+	for id in $(ctr --address "$sock" -n k8s.io tasks ls -q 2>/dev/null); do
+		timeout 10 ctr --address "$sock" -n k8s.io tasks delete -f "$id" >/dev/null 2>&1 || true
+	done
+}
+
 stop_processes() {
 	local i c pid
 	# The kubelet first, so that it does not restart what we stop.
 	if pid="$(pid_of kubelet)"; then stop_pid kubelet "$pid" 10; fi
 	kill_cgroup_pids
+	delete_tasks
 	# The rest in parallel: with the kubelet gone, order does not matter.
 	local -A pids=()
 	for c in "${COMPONENTS[@]}"; do
@@ -44,9 +55,18 @@ stop_processes() {
 	for c in "${!pids[@]}"; do stop_pid "$c" "${pids[$c]}" 10; done
 	# Whatever is left that refers to our directory: containerd shims,
 	# components whose pid file was lost.
+	local cmd id sock
 	for pid in $(our_pids); do
-		log "stopping leftover process $pid: $(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | cut -c1-120)"
+		cmd="$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline")"
+		log "stopping leftover process $pid: ${cmd:0:120}"
 		kill -KILL "$pid" 2>/dev/null || true
+		# A killed shim leaves its socket in the fixed /run/containerd/s,
+		# named by the hash of containerd's address, namespace and task id.
+		if [[ $cmd =~ -namespace\ ([^ ]+)\ -id\ ([^ ]+) ]]; then
+			id="$D/containerd/containerd.sock/${BASH_REMATCH[1]}/${BASH_REMATCH[2]}"
+			sock="/run/containerd/s/$(printf '%s' "$id" | sha256sum | cut -d' ' -f1)"
+			rm -f "$sock"
+		fi
 	done
 	for ((i = 0; i < 50; i++)); do [[ -z "$(our_pids)" ]] && break; sleep 0.1; done
 	kill_cgroup_pids
@@ -112,14 +132,28 @@ restore_sysctls() {
 }
 
 remove_host_files() {
-	# CNI result cache of our network (libcni's, fixed under /var/lib/cni).
-	rm -f /var/lib/cni/results/"$CNI_NETWORK"-* 2>/dev/null || true
+	# CNI result cache (libcni's, fixed under /var/lib/cni): entries of our
+	# network and of the loopback set-up in our pods' netns.
+	local f l
+	for f in /var/lib/cni/results/*; do
+		[[ -f $f ]] || continue
+		if [[ ${f##*/} == "$CNI_NETWORK"-* ]] || grep -qF "$D/" "$f"; then rm -f "$f"; fi
+	done
 	rm -rf "/var/lib/cni/networks/$CNI_NETWORK"
 	# The kubelet's links in the fixed /var/log/containers that point at us.
-	local l
 	for l in /var/log/containers/*; do
 		[[ -L $l && "$(readlink "$l")" == "$D/"* ]] && rm -f "$l"
 	done
+	# The kubelet's device-plugin socket, at a fixed path.
+	rm -f /var/lib/kubelet/device-plugins/kubelet.sock
+	# Directories that were absent before up.sh, now empty.
+	local orig="$D/host/paths.orig" state path
+	[[ -f $orig ]] || return 0
+	while read -r state path; do
+		[[ $state == absent && -d $path ]] || continue
+		find "$path" -depth -type d -empty -delete 2>/dev/null || true
+		[[ -e $path ]] && log "warning: $path was absent before up.sh and is not empty now"
+	done <"$orig"
 	return 0
 }
 

@@ -25,6 +25,9 @@ CHAIN_FWD=EPHEM-CLUSTER-FWD
 CHAIN_IN=EPHEM-CLUSTER-IN
 # Sysctls the kubelet or the bridge may change; saved by up, restored by down.
 SYSCTLS=(kernel.panic kernel.panic_on_oops vm.overcommit_memory net.ipv4.ip_forward)
+# Host paths the kubelet, containerd and CNI hard-code. down.sh removes our
+# entries in them, and the (then empty) directories that up.sh found absent.
+HOST_PATHS=(/var/lib/kubelet /var/lib/cni /run/containerd /var/log/containers /var/log/pods /usr/libexec/kubernetes)
 # Components in start order; down stops them in reverse.
 COMPONENTS=(registry etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet)
 

@@ -71,6 +71,12 @@ setup_host() {
 		local s
 		for s in "${SYSCTLS[@]}"; do echo "$s=$(sysctl -n "$s")"; done >"$D/host/sysctl.orig"
 	fi
+	if [[ ! -f $D/host/paths.orig ]]; then
+		local path
+		for path in "${HOST_PATHS[@]}"; do
+			if [[ -e $path ]]; then echo "present $path"; else echo "absent $path"; fi
+		done >"$D/host/paths.orig"
+	fi
 	if [[ ! -f $D/host/iptables-chains.orig ]]; then
 		iptables-save | awk '/^\*/ {t = substr($1, 2)} /^:/ {print t, substr($1, 2)}' >"$D/host/iptables-chains.orig"
 	fi
@@ -141,7 +147,8 @@ start_control_plane() {
 		--leader-elect=false --use-service-account-credentials \
 		--service-account-private-key-file="$p/sa.key" --root-ca-file="$p/ca.crt" \
 		--cluster-signing-cert-file="$p/ca.crt" --cluster-signing-key-file="$p/ca.key" \
-		--allocate-node-cidrs=false --profiling=false --v=1
+		--allocate-node-cidrs=false --flex-volume-plugin-dir="$D/controller-manager/volume-plugins" \
+		--profiling=false --v=1
 	start_daemon kube-scheduler "$D/bin/kube-scheduler" \
 		--bind-address=127.0.0.1 --secure-port=0 --kubeconfig="$D/scheduler.kubeconfig" \
 		--leader-elect=false --profiling=false --v=1

@@ -96,6 +96,7 @@ type hostState struct {
 	mounts  []string
 	veths   []string
 	sysctls map[string]string // values before up.sh, from its record
+	absent  []string          // host paths that did not exist before up.sh
 }
 
 func snapshot(t *testing.T, dir string) hostState {
@@ -149,6 +150,11 @@ func snapshot(t *testing.T, dir string) hostState {
 		k, v, _ := strings.Cut(l, "=")
 		s.sysctls[k] = v
 	}
+	for _, l := range readLines(t, filepath.Join(dir, "host", "paths.orig")) {
+		if state, path, _ := strings.Cut(l, " "); state == "absent" {
+			s.absent = append(s.absent, path)
+		}
+	}
 	return s
 }
 
@@ -201,8 +207,17 @@ func assertClean(t *testing.T, dir string, before hostState) {
 	if m, _ := filepath.Glob("/sys/fs/cgroup/*/" + cgroupRoot); len(m) > 0 {
 		t.Errorf("cgroups left: %v", m)
 	}
-	if m, _ := filepath.Glob("/var/lib/cni/results/" + cniNetwork + "-*"); len(m) > 0 {
-		t.Errorf("CNI cache entries left: %v", m)
+	results, _ := filepath.Glob("/var/lib/cni/results/*")
+	for _, f := range results {
+		b, _ := os.ReadFile(f)
+		if strings.HasPrefix(filepath.Base(f), cniNetwork+"-") || strings.Contains(string(b), dir+"/") {
+			t.Errorf("CNI cache entry left: %s", f)
+		}
+	}
+	for _, p := range before.absent {
+		if _, err := os.Lstat(p); err == nil {
+			t.Errorf("%s did not exist before up.sh and still exists", p)
+		}
 	}
 	for k, want := range before.sysctls {
 		b, err := os.ReadFile("/proc/sys/" + strings.ReplaceAll(k, ".", "/"))
