@@ -15,7 +15,10 @@ import (
 	"github.com/ephem-dev/ephem/test/e2e/kube"
 )
 
-var getOpts = metav1.GetOptions{}
+var (
+	getOpts  = metav1.GetOptions{}
+	listOpts = metav1.ListOptions{}
+)
 
 // TestVersions checks that server and kubectl are the pinned release.
 func TestVersions(t *testing.T) {
