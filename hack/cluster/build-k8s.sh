@@ -4,9 +4,11 @@
 # /var/cache/ephem/k8s). It prints the bin directory as its last line.
 # A warm cache returns immediately; a cold build takes about 16 minutes.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-# shellcheck source=versions.env
+
+# shellcheck source=SCRIPTDIR/versions.env
 source "$here/versions.env"
 
 cache_root="${EPHEM_K8S_CACHE:-/var/cache/ephem/k8s}"

@@ -4,6 +4,7 @@
 # CNI cache entry, container log link or state directory. It lists what it
 # finds and exits 1 if anything is left.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 

@@ -9,6 +9,7 @@
 #
 # Set EPHEM_CLUSTER_KEEP_LOGS=DIR to copy the component logs to DIR first.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 

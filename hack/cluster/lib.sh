@@ -1,9 +1,11 @@
 # lib.sh: settings and helpers shared by up.sh and down.sh. Sourced, not run.
 # shellcheck shell=bash
+# shellcheck source-path=SCRIPTDIR
+# shellcheck disable=SC2034 # variables are used by the scripts that source this
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
-# shellcheck source=versions.env
+# shellcheck source=SCRIPTDIR/versions.env
 source "$here/versions.env"
 
 # Everything the cluster writes lives under D.

@@ -10,9 +10,12 @@
 # The last two lines of its output are REGISTRY=127.0.0.1:<port> and
 # KUBECONFIG=<absolute path>; $EPHEM_CLUSTER_DIR/cluster.env holds the same.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+# shellcheck source=SCRIPTDIR/pki.sh
 source "$here/pki.sh"
+# shellcheck source=SCRIPTDIR/config.sh
 source "$here/config.sh"
 
 t0=$SECONDS
@@ -63,6 +66,15 @@ on_error() {
 		tail -n 15 "$f" >&2
 	done
 	log "run hack/cluster/down.sh to clean up"
+}
+
+# check_ports fails early, naming the culprit, if a port we need is taken.
+check_ports() {
+	local port users
+	for port in "$REGISTRY_PORT" "$ETCD_PORT" "$ETCD_PEER_PORT" "$APISERVER_PORT" 10248 10250; do
+		users="$(ss -H -l -n -t -p "sport = :$port" 2>/dev/null)"
+		[[ -z $users ]] || die "port $port is already in use: $users (set EPHEM_*_PORT to move ours)"
+	done
 }
 
 setup_host() {
@@ -180,6 +192,7 @@ main() {
 		"$here/down.sh" >&2
 	fi
 	ensure_packages
+	check_ports
 	local bin
 	bin="$("$here/build-k8s.sh" | tail -n 1)"
 	mkdir -p "$D/bin" "$D/host" "$D/logs" "$D/run"

@@ -128,6 +128,13 @@ func TestDistrolessHasNoShell(t *testing.T) {
 	if len(cf.Config.Entrypoint) != 1 || cf.Config.Entrypoint[0] != "/server" {
 		t.Errorf("entrypoint = %q, want [/server]", cf.Config.Entrypoint)
 	}
+	again, err := testimages.Distroless(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := digest(t, img), digest(t, again); a != b {
+		t.Errorf("distroless digest not reproducible: %s != %s", a, b)
+	}
 }
 
 func TestPauseAndLarge(t *testing.T) {
@@ -139,6 +146,13 @@ func TestPauseAndLarge(t *testing.T) {
 	}
 	if h := entries(t, pause)["pause"]; h == nil || h.Mode&0o111 == 0 {
 		t.Errorf("pause image has no executable /pause: %+v", h)
+	}
+	pauseAgain, err := testimages.Pause(ctx, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := digest(t, pause), digest(t, pauseAgain); a != b {
+		t.Errorf("pause digest not reproducible: %s != %s", a, b)
 	}
 	large, err := testimages.Large(ctx, cache, 70)
 	if err != nil {
