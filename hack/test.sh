@@ -79,7 +79,11 @@ install_packages() {
 
 check_gofmt() {
 	local files
-	files=$(git ls-files -z '*.go' | xargs -0 gofmt -l 2>&1) || { echo "$files"; return 1; }
+	if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+		files=$(git ls-files -z '*.go' | xargs -0 gofmt -l 2>&1) || { echo "$files"; return 1; }
+	else
+		files=$(gofmt -l . 2>&1) || { echo "$files"; return 1; }
+	fi
 	if [ -n "$files" ]; then
 		echo "gofmt would change:"
 		echo "$files"
