@@ -36,6 +36,7 @@ type DebugOptions struct {
 	Insecure      []string
 	DetachKeys    string
 	Command       []string
+	Kube          kubeDebugOptions
 
 	target    target.Ref
 	container spec.Container
@@ -77,6 +78,7 @@ Exit codes: the command's own; ephem's failures use 64-78 (see docs/exit-codes.m
 	f.BoolVar(&o.ArgumentsOnly, "arguments-only", false, "pass the words after -- as arguments to the image's entrypoint")
 	f.StringArrayVar(&o.Insecure, "insecure-registry", nil, "allow plain HTTP to this registry host (repeatable; loopback always is)")
 	f.StringVar(&o.DetachKeys, "detach-keys", "ctrl-p,ctrl-q", "key sequence that detaches from a terminal session")
+	o.Kube.addFlags(f)
 	return cmd
 }
 
@@ -86,6 +88,12 @@ var runDebug = func(ctx context.Context, o *DebugOptions) error { return o.Run(c
 // Complete fills the options from the arguments.
 func (o *DebugOptions) Complete(args []string, dash int) error {
 	switch {
+	case len(args) == 0 && o.Kube.Selector != "":
+		if dash > 0 {
+			o.Command = args[dash:]
+		}
+		o.TargetArg = "" // every pod the selector matches
+		return nil
 	case len(args) == 0:
 		return usageError("debug needs a target: %s", target.Supported())
 	case dash == 0:
@@ -106,9 +114,12 @@ var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // Validate checks the options without I/O and builds the container spec.
 func (o *DebugOptions) Validate() error {
-	ref, err := target.Parse(o.TargetArg)
-	if err != nil {
-		return err
+	ref := target.Ref{Scheme: "pod", Kind: target.Kubernetes, Raw: "-l " + o.Kube.Selector}
+	if o.TargetArg != "" {
+		var err error
+		if ref, err = target.Parse(o.TargetArg); err != nil {
+			return err
+		}
 	}
 	o.target = ref
 	switch spec.PullPolicy(o.Pull) {
@@ -122,7 +133,11 @@ func (o *DebugOptions) Validate() error {
 	if _, err := image.ParseReference(o.Image, o.Insecure); err != nil {
 		return err
 	}
-	keys, err := parseDetachKeys(o.DetachKeys)
+	var (
+		keys []byte
+		err  error
+	)
+	keys, err = parseDetachKeys(o.DetachKeys)
 	if err != nil {
 		return err
 	}
@@ -143,11 +158,21 @@ func (o *DebugOptions) Validate() error {
 		}
 		c.Env = append(c.Env, spec.EnvVar{Name: k, Value: v})
 	}
+	if err := o.Kube.validate(ref, &c); err != nil {
+		return err
+	}
+	style := profile.Ephemeral
+	switch {
+	case ref.Scheme == "node":
+		style = profile.Node
+	case o.Kube.CopyTo != "":
+		style = profile.PodCopy
+	}
 	p, err := profile.Get(o.Profile)
 	if err != nil {
 		return fmt.Errorf("%w: %w", errUsage, err)
 	}
-	if err := p.Apply(&c, profile.Ephemeral); err != nil {
+	if err := p.Apply(&c, style); err != nil {
 		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 	o.container = c
@@ -164,8 +189,8 @@ func (o *DebugOptions) Run(ctx context.Context) error {
 }
 
 func (o *DebugOptions) backend() (runtime.Interface, error) {
-	if o.target.Kind != target.Local {
-		return nil, usageError("%s targets are not supported by this build", o.target.Scheme)
+	if o.target.Kind == target.Kubernetes {
+		return o.Kube.backend(o.g, o.detach)
 	}
 	if err := local.CheckPrivileges(); err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 
 	"github.com/ephem-dev/ephem/pkg/image"
 	"github.com/ephem-dev/ephem/pkg/runtime"
+	"github.com/ephem-dev/ephem/pkg/runtime/kube"
 	"github.com/ephem-dev/ephem/pkg/target"
 )
 
@@ -21,9 +22,13 @@ const (
 	ExitUnsupported    = 69 // host lacks a needed feature (overlayfs), or the image has no build for it
 	ExitInternal       = 70 // a bug in ephem
 	ExitOS             = 71 // an operating-system call failed
+	ExitCreate         = 73 // Kubernetes: the runtime could not create the debug container
+	ExitTimeout        = 74 // Kubernetes: the debug container did not start within --timeout
 	ExitTargetGone     = 75 // the target exited during the session
-	ExitPermission     = 77 // not root, or access denied by a registry or API
+	ExitPermission     = 77 // not root; access denied by a registry, RBAC or admission
 )
+
+func init() { kube.ExitCodeFunc = exitCodeFor }
 
 // exitCodeFor maps an error to ephem's documented exit code by the sentinel
 // it wraps.
@@ -41,12 +46,16 @@ func exitCodeFor(err error) int {
 		return ExitImageData
 	case errors.Is(err, target.ErrNotFound):
 		return ExitTargetNotFound
-	case errors.Is(err, image.ErrNotFound):
+	case errors.Is(err, image.ErrNotFound), errors.Is(err, kube.ErrImagePull):
 		return ExitImageNotFound
 	case errors.Is(err, image.ErrUnreachable), errors.Is(err, target.ErrUnreachable):
 		return ExitUnreachable
 	case errors.Is(err, runtime.ErrUnsupported), errors.Is(err, image.ErrUnsupported):
 		return ExitUnsupported
+	case errors.Is(err, kube.ErrCreate):
+		return ExitCreate
+	case errors.Is(err, kube.ErrTimeout):
+		return ExitTimeout
 	case errors.Is(err, runtime.ErrTargetGone):
 		return ExitTargetGone
 	case errors.Is(err, runtime.ErrPermission), errors.Is(err, image.ErrAuth):

@@ -9,6 +9,7 @@ import (
 	"github.com/ephem-dev/ephem/pkg/runtime"
 	"github.com/ephem-dev/ephem/pkg/session"
 	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
 )
 
 // Streams are the user's standard streams; only this package writes to them.
@@ -22,6 +23,8 @@ type GlobalOptions struct {
 	Quiet bool
 	// Streams are the user's.
 	Streams Streams
+	// Kube are kubectl's connection flags, for Kubernetes targets.
+	Kube *genericclioptions.ConfigFlags
 }
 
 // errUsage marks a usage error: a bad flag, argument or reference.
@@ -48,7 +51,8 @@ at /proc/1/root. The target keeps running; nothing is installed in it.`,
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return fmt.Errorf("%w: %w", errUsage, err) })
 	root.PersistentFlags().StringVar(&g.CacheDir, "cache-dir", image.DefaultDir(), "image cache directory (env EPHEM_CACHE_DIR)")
 	root.PersistentFlags().BoolVarP(&g.Quiet, "quiet", "q", false, "print no pull progress")
-	root.AddCommand(newDebugCmd(g), newImagesCmd(g), newGCCmd(g), newVersionCmd(g))
+	g.Kube = newKubeFlags(root.PersistentFlags())
+	root.AddCommand(newDebugCmd(g), newImagesCmd(g), newGCCmd(g), newVersionCmd(g), newLsCmd(g), newAttachCmd(g))
 	return root
 }
 

@@ -60,6 +60,8 @@ type scheme struct {
 	// prefix is what introduces the scheme in a reference.
 	prefix string
 	parse  func(r *Ref, rest string) error
+	// hidden rows are aliases left out of Supported.
+	hidden bool
 }
 
 var schemes = []scheme{
@@ -101,7 +103,9 @@ func Parse(s string) (Ref, error) {
 func Supported() string {
 	ex := make([]string, 0, len(schemes))
 	for _, sc := range schemes {
-		ex = append(ex, sc.example)
+		if !sc.hidden {
+			ex = append(ex, sc.example)
+		}
 	}
 	return strings.Join(ex, ", ")
 }

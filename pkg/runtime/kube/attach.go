@@ -1,0 +1,163 @@
+package kube
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+
+	"github.com/ephem-dev/ephem/pkg/runtime"
+	"github.com/ephem-dev/ephem/pkg/session"
+	"golang.org/x/sys/unix"
+	"golang.org/x/term"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/httpstream"
+	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/remotecommand"
+)
+
+// attach connects the user's streams to the running container name, over
+// WebSocket with a fallback to SPDY, as kubectl attach does. It reports
+// whether the user detached.
+func (b *Backend) attach(ctx context.Context, p *corev1.Pod, name string, tty bool, streams session.Streams) (bool, error) {
+	req := b.client.CoreV1().RESTClient().Post().Resource("pods").Name(p.Name).Namespace(p.Namespace).
+		SubResource("attach").VersionedParams(&corev1.PodAttachOptions{
+		Container: name, Stdin: true, Stdout: true, Stderr: !tty, TTY: tty,
+	}, scheme.ParameterCodec)
+	exec, err := b.executor(req.URL().String())
+	if err != nil {
+		return false, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	in := &detachReader{r: streams.In, keys: b.opts.DetachKeys, onDetach: cancel}
+	opts := remotecommand.StreamOptions{Stdin: in, Stdout: streams.Out, Tty: tty}
+	if !tty {
+		opts.Stderr = streams.Err
+	}
+	if tty {
+		fmt.Fprintln(b.opts.Log, "If you don't see a command prompt, try pressing enter.")
+		if fd, ok := fileFd(streams.In); ok && term.IsTerminal(fd) {
+			old, err := term.MakeRaw(fd)
+			if err != nil {
+				return false, fmt.Errorf("%w: putting the terminal in raw mode: %w", runtime.ErrOS, err)
+			}
+			defer func() { _ = term.Restore(fd, old) }()
+		}
+		q := newSizeQueue(streams.Out)
+		defer q.stop()
+		opts.TerminalSizeQueue = q
+	}
+	err = exec.StreamWithContext(ctx, opts)
+	if in.detached {
+		return true, nil
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return false, fmt.Errorf("%w: attaching to %s in pod %s: %w", runtime.ErrOS, name, p.Name, err)
+	}
+	return false, nil
+}
+
+// executor returns a WebSocket executor falling back to SPDY.
+func (b *Backend) executor(url string) (remotecommand.Executor, error) {
+	ws, err := remotecommand.NewWebSocketExecutor(b.config, "GET", url)
+	if err != nil {
+		return nil, fmt.Errorf("%w: creating the WebSocket executor: %w", runtime.ErrOS, err)
+	}
+	spdy, err := remotecommand.NewSPDYExecutor(b.config, "POST", mustParse(url))
+	if err != nil {
+		return nil, fmt.Errorf("%w: creating the SPDY executor: %w", runtime.ErrOS, err)
+	}
+	return remotecommand.NewFallbackExecutor(ws, spdy, func(err error) bool {
+		return httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)
+	})
+}
+
+// logs copies the container's output to w, following it while it runs.
+func (b *Backend) logs(ctx context.Context, p *corev1.Pod, name string, w io.Writer, follow bool) error {
+	rc, err := b.client.CoreV1().Pods(p.Namespace).GetLogs(p.Name, &corev1.PodLogOptions{Container: name, Follow: follow}).Stream(ctx)
+	if err != nil {
+		return fmt.Errorf("%w: reading the output of %s in pod %s: %s", runtime.ErrOS, name, p.Name, apiMessage(err))
+	}
+	defer rc.Close()
+	if _, err := io.Copy(w, rc); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("%w: reading the output of %s: %w", runtime.ErrOS, name, err)
+	}
+	return nil
+}
+
+// detachReader passes input through until the detach keys are typed.
+type detachReader struct {
+	r        io.Reader
+	keys     []byte
+	matched  int
+	detached bool
+	onDetach func()
+}
+
+func (d *detachReader) Read(p []byte) (int, error) {
+	if d.detached {
+		return 0, io.EOF
+	}
+	n, err := d.r.Read(p)
+	for i := 0; i < n && len(d.keys) > 0; i++ {
+		if p[i] != d.keys[d.matched] {
+			d.matched = 0
+			continue
+		}
+		d.matched++
+		if d.matched == len(d.keys) {
+			d.detached = true
+			d.onDetach()
+			return i + 1 - len(d.keys), io.EOF
+		}
+	}
+	return n, err
+}
+
+// sizeQueue feeds window sizes to remotecommand: the current one, then one
+// per SIGWINCH.
+type sizeQueue struct {
+	out  io.Writer
+	ch   chan os.Signal
+	done chan struct{}
+	sent bool
+}
+
+func newSizeQueue(out io.Writer) *sizeQueue {
+	q := &sizeQueue{out: out, ch: make(chan os.Signal, 1), done: make(chan struct{})}
+	signal.Notify(q.ch, unix.SIGWINCH)
+	return q
+}
+
+// Next implements remotecommand.TerminalSizeQueue.
+func (q *sizeQueue) Next() *remotecommand.TerminalSize {
+	for {
+		if q.sent {
+			select {
+			case <-q.ch:
+			case <-q.done:
+				return nil
+			}
+		}
+		q.sent = true
+		if rows, cols, ok := session.Size(q.out); ok {
+			return &remotecommand.TerminalSize{Height: rows, Width: cols}
+		}
+	}
+}
+
+func (q *sizeQueue) stop() {
+	signal.Stop(q.ch)
+	close(q.done)
+}
+
+func fileFd(v any) (int, bool) {
+	f, ok := v.(*os.File)
+	if !ok {
+		return 0, false
+	}
+	return int(f.Fd()), true
+}

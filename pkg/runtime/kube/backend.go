@@ -1,0 +1,127 @@
+package kube
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/ephem-dev/ephem/pkg/runtime"
+	"github.com/ephem-dev/ephem/pkg/session"
+	"github.com/ephem-dev/ephem/pkg/spec"
+	"github.com/ephem-dev/ephem/pkg/target"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+)
+
+// Sentinel errors of this backend; the CLI maps them to exit codes.
+var (
+	// ErrDisabled marks a cluster without ephemeral containers.
+	ErrDisabled = fmt.Errorf("%w: ephemeral containers are disabled on this cluster", runtime.ErrUnsupported)
+)
+
+// Options configure the backend.
+type Options struct {
+	// Flags are kubectl's connection flags (--kubeconfig, --context, -n, --as...).
+	Flags *genericclioptions.ConfigFlags
+	// Timeout bounds the wait for the debug container to start.
+	Timeout time.Duration
+	// Selector picks pods by label (-l); with AllPods a workload's pods all.
+	Selector string
+	// AllPods runs the command in every pod the reference names.
+	AllPods bool
+	// Custom is a partial container (JSON or YAML) applied after the profile.
+	Custom []byte
+	// DryRun prints the container that would be added and stops.
+	DryRun bool
+	// Reuse attaches to a running debugger with the same image and profile.
+	Reuse bool
+	// DetachKeys end an interactive attachment without ending the container.
+	DetachKeys []byte
+	// Log receives status lines (waiting reasons, hints).
+	Log io.Writer
+	// Copy, when set, debugs a copy of the pod instead (--copy-to).
+	Copy *CopyOptions
+	// RemoveNodePod deletes a node debugging pod at the end (--rm).
+	RemoveNodePod bool
+}
+
+// Backend is the Kubernetes backend.
+type Backend struct {
+	opts      Options
+	client    kubernetes.Interface
+	config    *rest.Config
+	namespace string
+	explicit  bool // the namespace came from -n, not the kubeconfig
+}
+
+var _ runtime.Interface = (*Backend)(nil)
+
+// New builds the backend's clients from kubectl's flags (no request is
+// made yet).
+func New(o Options) (*Backend, error) {
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 60 * time.Second
+	}
+	cfg, err := o.Flags.ToRESTConfig()
+	if err != nil {
+		return nil, fmt.Errorf("%w: loading the kubeconfig: %w", runtime.ErrInvalidSpec, err)
+	}
+	ns, explicit, err := o.Flags.ToRawKubeConfigLoader().Namespace()
+	if err != nil {
+		return nil, fmt.Errorf("%w: reading the namespace: %w", runtime.ErrInvalidSpec, err)
+	}
+	client, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: creating the Kubernetes client: %w", runtime.ErrInvalidSpec, err)
+	}
+	return &Backend{opts: o, client: client, config: cfg, namespace: ns, explicit: explicit}, nil
+}
+
+// NewForClient returns a backend on a given client (tests use client-go's
+// fake clientset).
+func NewForClient(o Options, client kubernetes.Interface, config *rest.Config, namespace string) *Backend {
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 60 * time.Second
+	}
+	return &Backend{opts: o, client: client, config: config, namespace: namespace}
+}
+
+// Debug implements runtime.Interface.
+func (b *Backend) Debug(ctx context.Context, ref target.Ref, c spec.Container, streams session.Streams) error {
+	if ref.Namespace != "" {
+		if b.explicit && ref.Namespace != b.namespace {
+			return fmt.Errorf("%w: %s names namespace %q but -n says %q", runtime.ErrInvalidSpec, ref, ref.Namespace, b.namespace)
+		}
+		b.namespace = ref.Namespace
+	}
+	switch {
+	case ref.Scheme == "node":
+		return b.debugNode(ctx, ref.Name, c, streams)
+	case b.opts.Copy != nil:
+		pod, err := b.onePod(ctx, ref)
+		if err != nil {
+			return err
+		}
+		return b.debugCopy(ctx, pod, ref.Container, c, streams)
+	}
+	pods, err := b.resolvePods(ctx, ref)
+	if err != nil {
+		return err
+	}
+	if len(pods) > 1 {
+		return b.fanOut(ctx, pods, ref.Container, c, streams)
+	}
+	return b.debugPod(ctx, pods[0], ref.Container, c, streams)
+}
+
+// isNotFound-style helpers used by several files.
+var errStop = errors.New("stop")

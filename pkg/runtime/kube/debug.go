@@ -1,0 +1,113 @@
+package kube
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/ephem-dev/ephem/pkg/runtime"
+	"github.com/ephem-dev/ephem/pkg/session"
+	"github.com/ephem-dev/ephem/pkg/spec"
+	corev1 "k8s.io/api/core/v1"
+	"sigs.k8s.io/yaml"
+)
+
+// debugPod adds the debug container to p and runs its session.
+func (b *Backend) debugPod(ctx context.Context, p *corev1.Pod, containerName string, c spec.Container, streams session.Streams) error {
+	if err := checkRunning(p); err != nil {
+		return err
+	}
+	tname, err := targetContainer(p, firstNonEmpty(containerName, c.TargetContainer))
+	if err != nil {
+		return err
+	}
+	ec, err := b.ephemeralContainer(p, c, tname)
+	if err != nil {
+		return err
+	}
+	if b.opts.DryRun {
+		return printContainer(streams.Out, ec)
+	}
+	if b.opts.Reuse {
+		if name, ok := reusable(p, ec); ok {
+			fmt.Fprintf(b.opts.Log, "reusing debug container %s in pod %s\n", name, p.Name)
+			return b.session(ctx, p, name, c, streams)
+		}
+	}
+	// Ephemeral containers cannot be removed: ask first what would refuse.
+	if err := b.checkAccess(ctx, p.Namespace, c.Stdin); err != nil {
+		return err
+	}
+	if _, err := b.addContainer(ctx, p, ec, true); err != nil {
+		return fmt.Errorf("preflight (nothing was added to pod %s): %w", p.Name, err)
+	}
+	p, err = b.addContainer(ctx, p, ec, false)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(b.opts.Log, "added debug container %s to pod %s (target %s)\n", ec.Name, p.Name, ec.TargetContainerName)
+	return b.session(ctx, p, ec.Name, c, streams)
+}
+
+// session waits for the container, attaches to it or streams its output,
+// and returns its exit code.
+func (b *Backend) session(ctx context.Context, p *corev1.Pod, name string, c spec.Container, streams session.Streams) error {
+	p, err := b.waitFor(ctx, p, name, "running", running)
+	if err != nil {
+		return err
+	}
+	s, _ := containerStatus(p, name)
+	switch {
+	case s.State.Terminated != nil:
+		// Already over: show what it printed.
+		if err := b.logs(ctx, p, name, streams.Out, false); err != nil {
+			return err
+		}
+	case c.Stdin:
+		detached, err := b.attach(ctx, p, name, c.TTY, streams)
+		if err != nil {
+			return err
+		}
+		if detached {
+			fmt.Fprintf(b.opts.Log, "detached: %s keeps running; reattach with: ephem attach pod/%s/%s -n %s\n", name, p.Name, name, p.Namespace)
+			return nil
+		}
+	default:
+		if err := b.logs(ctx, p, name, streams.Out, true); err != nil {
+			return err
+		}
+	}
+	return b.exitCode(ctx, p, name)
+}
+
+// exitCode waits for the container to end and returns its code.
+func (b *Backend) exitCode(ctx context.Context, p *corev1.Pod, name string) error {
+	p, err := b.waitFor(ctx, p, name, "terminated", terminated)
+	if err != nil {
+		return err
+	}
+	s, _ := containerStatus(p, name)
+	if code := int(s.State.Terminated.ExitCode); code != 0 {
+		return &runtime.ExitError{Code: code}
+	}
+	return nil
+}
+
+// printContainer writes ec as YAML (--dry-run).
+func printContainer(w io.Writer, ec *corev1.EphemeralContainer) error {
+	y, err := yaml.Marshal(ec)
+	if err != nil {
+		return fmt.Errorf("encoding the container: %w", err)
+	}
+	_, err = w.Write(y)
+	return err
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, v := range s {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}

@@ -1,0 +1,116 @@
+package kube
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/ephem-dev/ephem/pkg/runtime"
+	authv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/strategicpatch"
+)
+
+// ErrDenied marks a change admission (PodSecurity, a webhook) refuses.
+var ErrDenied = fmt.Errorf("%w: refused by admission", runtime.ErrPermission)
+
+// addContainer patches ec into p's ephemeral containers. With dryRun the
+// API server runs admission and authorization but changes nothing.
+func (b *Backend) addContainer(ctx context.Context, p *corev1.Pod, ec *corev1.EphemeralContainer, dryRun bool) (*corev1.Pod, error) {
+	patch, err := ephemeralPatch(p, ec)
+	if err != nil {
+		return nil, err
+	}
+	opts := metav1.PatchOptions{}
+	if dryRun {
+		opts.DryRun = []string{metav1.DryRunAll}
+	}
+	out, err := b.client.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.StrategicMergePatchType, patch, opts, "ephemeralcontainers")
+	if err != nil {
+		return nil, b.patchError(err, p, ec)
+	}
+	return out, nil
+}
+
+// ephemeralPatch is the strategic merge patch adding ec, as kubectl makes it.
+func ephemeralPatch(p *corev1.Pod, ec *corev1.EphemeralContainer) ([]byte, error) {
+	orig, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("encoding pod %s: %w", p.Name, err)
+	}
+	debug := p.DeepCopy()
+	debug.Spec.EphemeralContainers = append(debug.Spec.EphemeralContainers, *ec)
+	mod, err := json.Marshal(debug)
+	if err != nil {
+		return nil, fmt.Errorf("encoding pod %s: %w", p.Name, err)
+	}
+	patch, err := strategicpatch.CreateTwoWayMergePatch(orig, mod, p)
+	if err != nil {
+		return nil, fmt.Errorf("creating the patch for pod %s: %w", p.Name, err)
+	}
+	return patch, nil
+}
+
+var podSecurityLevel = regexp.MustCompile(`violates PodSecurity "([a-z]+)`)
+
+// patchError explains why the API server refused the ephemeral container,
+// with the fix.
+func (b *Backend) patchError(err error, p *corev1.Pod, ec *corev1.EphemeralContainer) error {
+	msg := apiMessage(err)
+	switch {
+	case apierrors.IsNotFound(err) && strings.Contains(msg, "ephemeralcontainers"),
+		apierrors.IsNotFound(err) && !strings.Contains(msg, p.Name),
+		apierrors.IsMethodNotSupported(err):
+		return fmt.Errorf("%w (the pods/ephemeralcontainers subresource is missing: Kubernetes 1.25+ has it on by default)", ErrDisabled)
+	case apierrors.IsNotFound(err):
+		return fmt.Errorf("%w: pod %s was deleted", runtime.ErrTargetGone, p.Name)
+	case apierrors.IsForbidden(err) && strings.Contains(msg, "PodSecurity"):
+		fix := "use a profile the namespace admits"
+		if m := podSecurityLevel.FindStringSubmatch(msg); m != nil {
+			switch m[1] {
+			case "restricted":
+				fix = "namespace enforces restricted: use --profile restricted"
+			case "baseline":
+				fix = "namespace enforces baseline: use --profile baseline or restricted"
+			}
+		}
+		return fmt.Errorf("%w: %s: %s", ErrDenied, fix, msg)
+	case apierrors.IsForbidden(err) && strings.Contains(msg, "admission webhook"):
+		return fmt.Errorf("%w: an admission webhook refused the debug container: %s", ErrDenied, msg)
+	case apierrors.IsForbidden(err):
+		return fmt.Errorf("%w: you may not add ephemeral containers in namespace %s (RBAC: verb patch on pods/ephemeralcontainers): %s", runtime.ErrPermission, p.Namespace, msg)
+	case apierrors.IsInvalid(err):
+		return fmt.Errorf("%w: the API server rejected container %s: %s", runtime.ErrInvalidSpec, ec.Name, msg)
+	case apierrors.IsUnauthorized(err):
+		return fmt.Errorf("%w: the API server did not accept your credentials: %s", runtime.ErrPermission, msg)
+	}
+	return fmt.Errorf("%w: adding the debug container to pod %s: %w", runtime.ErrOS, p.Name, err)
+}
+
+// checkAccess asks the API server whether the user may do what the session
+// needs after the patch: attach for -i, read logs otherwise.
+func (b *Backend) checkAccess(ctx context.Context, ns string, interactive bool) error {
+	attr := &authv1.ResourceAttributes{Namespace: ns, Verb: "get", Resource: "pods", Subresource: "log"}
+	if interactive {
+		attr.Verb, attr.Subresource = "create", "attach"
+	}
+	r, err := b.client.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx,
+		&authv1.SelfSubjectAccessReview{Spec: authv1.SelfSubjectAccessReviewSpec{ResourceAttributes: attr}}, metav1.CreateOptions{})
+	if err != nil {
+		var status apierrors.APIStatus
+		if errors.As(err, &status) {
+			return nil // the review API is unavailable: let the real call decide
+		}
+		return nil
+	}
+	if !r.Status.Allowed {
+		return fmt.Errorf("%w: you may not %s pods/%s in namespace %s (RBAC), so the debug container would be added but unreachable: ask for that permission", runtime.ErrPermission, attr.Verb, attr.Subresource, ns)
+	}
+	return nil
+}
