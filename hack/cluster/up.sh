@@ -9,7 +9,7 @@
 #
 # The last two lines of its output are REGISTRY=127.0.0.1:<port> and
 # KUBECONFIG=<absolute path>; $EPHEM_CLUSTER_DIR/cluster.env holds the same.
-set -euo pipefail
+set -Eeuo pipefail
 # shellcheck source-path=SCRIPTDIR
 
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"

@@ -119,7 +119,7 @@ func (k *kubeDebugOptions) backend(g *GlobalOptions, detach []byte) (runtime.Int
 	}
 	if k.CopyTo != "" {
 		co := &kube.CopyOptions{Name: k.CopyTo, Replace: k.Replace, SameNode: k.SameNode, ShareProcesses: k.ShareProcesses,
-			SetImages: map[string]string{},
+			SetImages:  map[string]string{},
 			KeepLabels: *k.Keep["labels"], KeepAnnotations: *k.Keep["annotations"], KeepLiveness: *k.Keep["liveness"],
 			KeepReadiness: *k.Keep["readiness"], KeepStartup: *k.Keep["startup"], KeepInitContainers: *k.Keep["init-containers"]}
 		for _, s := range k.SetImage {

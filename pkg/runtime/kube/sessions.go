@@ -134,4 +134,3 @@ func (b *Backend) Attach(ctx context.Context, ref target.Ref, tty bool, streams 
 	}
 	return b.session(ctx, p, ec.Name, c, streams)
 }
-
