@@ -72,6 +72,24 @@ wait_for() {
 	done
 }
 
+# wait_component NAME SECONDS CMD... waits like wait_for, but fails at once
+# if the component NAME (started with start_daemon) exits.
+wait_component() {
+	local name="$1" timeout="$2" start=$SECONDS
+	shift 2
+	until "$@" >/dev/null 2>&1; do
+		if ! pid_of "$name" >/dev/null; then
+			log "$name exited; see $D/logs/$name.log"
+			return 1
+		fi
+		if ((SECONDS - start >= timeout)); then
+			log "timed out after ${timeout}s waiting for $name"
+			return 1
+		fi
+		sleep 0.2
+	done
+}
+
 # stop_pid NAME PID [TIMEOUT]: SIGTERM, then SIGKILL after TIMEOUT seconds.
 stop_pid() {
 	local name="$1" pid="$2" timeout="${3:-10}" i

@@ -63,7 +63,8 @@ on_error() {
 	for f in "$D"/logs/*.log; do
 		[[ -f $f ]] || continue
 		echo "---- $f" >&2
-		tail -n 15 "$f" >&2
+		# The registry logs every 404 of a push's existence checks: skip those.
+		grep -v 'msg="response completed with error"' "$f" | tail -n 15 >&2
 	done
 	log "run hack/cluster/down.sh to clean up"
 }
@@ -127,7 +128,7 @@ setup_host() {
 start_registry_and_images() {
 	write_registry_config
 	start_daemon registry /usr/bin/docker-registry serve "$D/registry/config.yml"
-	wait_for "the registry on $REGISTRY" 20 curl -sf --max-time 1 "http://$REGISTRY/v2/"
+	wait_component registry 20 curl -sf --max-time 1 "http://$REGISTRY/v2/"
 	log "building the image tool and pushing the test images"
 	(cd "$repo" && GOFLAGS=-mod=mod go build -o "$D/bin/ephem-images" ./hack/images)
 	local args=(-cache "${EPHEM_TEST_CACHE:-/var/cache/ephem/testimages}" push -registry "$REGISTRY")
@@ -140,8 +141,8 @@ start_control_plane() {
 	start_daemon etcd etcd --name ephem --data-dir "$D/etcd" \
 		--listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
 		--listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
-		--initial-cluster "ephem=http://127.0.0.1:$ETCD_PEER_PORT" --log-level warn
-	wait_for etcd 30 curl -sf --max-time 1 "http://127.0.0.1:$ETCD_PORT/health"
+		--initial-cluster "ephem=http://127.0.0.1:$ETCD_PEER_PORT" --logger zap --log-level warn
+	wait_component etcd 30 curl -sf --max-time 1 "http://127.0.0.1:$ETCD_PORT/health"
 	start_daemon kube-apiserver "$D/bin/kube-apiserver" \
 		--bind-address=127.0.0.1 --secure-port="$APISERVER_PORT" --advertise-address="$NODE_IP" \
 		--etcd-servers="http://127.0.0.1:$ETCD_PORT" \
@@ -153,7 +154,7 @@ start_control_plane() {
 		--service-account-key-file="$p/sa.pub" --service-account-signing-key-file="$p/sa.key" \
 		--authorization-mode=Node,RBAC --enable-admission-plugins=NodeRestriction,PodSecurity \
 		--allow-privileged=true --profiling=false --v=1
-	wait_for kube-apiserver 60 apiserver_ready
+	wait_component kube-apiserver 60 apiserver_ready
 	start_daemon kube-controller-manager "$D/bin/kube-controller-manager" \
 		--bind-address=127.0.0.1 --secure-port=0 --kubeconfig="$D/controller-manager.kubeconfig" \
 		--leader-elect=false --use-service-account-credentials \
@@ -171,12 +172,12 @@ start_node() {
 	write_cni_config
 	write_kubelet_config
 	start_daemon containerd containerd --config "$D/containerd/config.toml"
-	wait_for containerd 30 ctr --address "$D/containerd/containerd.sock" version
+	wait_component containerd 30 ctr --address "$D/containerd/containerd.sock" version
 	start_daemon kubelet "$D/bin/kubelet" \
 		--config="$D/kubelet/config.yaml" --kubeconfig="$D/kubelet.kubeconfig" \
 		--root-dir="$D/kubelet/root" --cert-dir="$D/kubelet/pki" \
 		--node-ip="$NODE_IP" --hostname-override="$NODE_NAME" --v=1
-	wait_for "node $NODE_NAME to register" 60 kubectl_ get node "$NODE_NAME"
+	wait_component kubelet 60 kubectl_ get node "$NODE_NAME"
 	kubectl_ wait --for=condition=Ready "node/$NODE_NAME" --timeout=60s >&2
 	wait_for "the default service account" 60 kubectl_ -n default get serviceaccount default
 }
