@@ -107,7 +107,7 @@ func (k *kubeDebugOptions) changed(name string) bool { return k.fs != nil && k.f
 // backend builds the Kubernetes backend for these options.
 func (k *kubeDebugOptions) backend(g *GlobalOptions, detach []byte) (runtime.Interface, error) {
 	o := kube.Options{
-		Flags: g.Kube, Timeout: k.Timeout, Selector: k.Selector, AllPods: k.AllPods, DryRun: k.DryRun,
+		Config: g.Kube, Timeout: k.Timeout, Selector: k.Selector, AllPods: k.AllPods, DryRun: k.DryRun,
 		Reuse: k.Reuse, DetachKeys: detach, Log: g.Streams.Err, RemoveNodePod: k.Remove,
 	}
 	if k.CustomFile != "" {

@@ -26,6 +26,7 @@ const (
 	ExitTimeout        = 74 // Kubernetes: the debug container did not start within --timeout
 	ExitTargetGone     = 75 // the target exited during the session
 	ExitPermission     = 77 // not root; access denied by a registry, RBAC or admission
+	ExitConfig         = 78 // Kubernetes: no usable kubeconfig
 )
 
 func init() { kube.ExitCodeFunc = exitCodeFor }
@@ -52,6 +53,8 @@ func exitCodeFor(err error) int {
 		return ExitUnreachable
 	case errors.Is(err, runtime.ErrUnsupported), errors.Is(err, image.ErrUnsupported):
 		return ExitUnsupported
+	case errors.Is(err, kube.ErrConfig):
+		return ExitConfig
 	case errors.Is(err, kube.ErrCreate):
 		return ExitCreate
 	case errors.Is(err, kube.ErrTimeout):

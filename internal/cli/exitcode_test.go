@@ -7,6 +7,7 @@ import (
 
 	"github.com/ephem-dev/ephem/pkg/image"
 	"github.com/ephem-dev/ephem/pkg/runtime"
+	"github.com/ephem-dev/ephem/pkg/runtime/kube"
 	"github.com/ephem-dev/ephem/pkg/target"
 )
 
@@ -34,6 +35,12 @@ func TestExitCodeFor(t *testing.T) {
 		{wrap(runtime.ErrTargetGone), ExitTargetGone},
 		{wrap(runtime.ErrPermission), ExitPermission},
 		{wrap(image.ErrAuth), ExitPermission},
+		{wrap(kube.ErrConfig), ExitConfig},
+		{wrap(kube.ErrImagePull), ExitImageNotFound},
+		{wrap(kube.ErrCreate), ExitCreate},
+		{wrap(kube.ErrTimeout), ExitTimeout},
+		{wrap(kube.ErrDenied), ExitPermission},
+		{wrap(kube.ErrDisabled), ExitUnsupported},
 		{errors.New("a bug"), ExitInternal},
 	} {
 		if got := exitCodeFor(tt.err); got != tt.want {

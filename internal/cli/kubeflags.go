@@ -2,20 +2,21 @@ package cli
 
 import (
 	"github.com/spf13/pflag"
-	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/tools/clientcmd"
 )
 
-// newKubeFlags returns kubectl's connection flags as ephem exposes them.
-// Two are renamed because ephem's own take the name: --user is the debug
-// container's user (as for docker), so the kubeconfig user is --kube-user;
-// and --cache-dir is the image cache, so kubectl's discovery cache is off.
-func newKubeFlags(fs *pflag.FlagSet) *genericclioptions.ConfigFlags {
-	f := genericclioptions.NewConfigFlags(true)
-	f.CacheDir = nil
-	user := ""
-	f.AuthInfoName = nil
-	f.AddFlags(fs)
-	fs.StringVar(&user, "kube-user", "", "the name of the kubeconfig user to use (kubectl's --user)")
-	f.AuthInfoName = &user
-	return f
+// newKubeFlags binds kubectl's connection flags (--kubeconfig, --context,
+// --cluster, -n, --as, --token, --server, --request-timeout...) and returns
+// the client configuration they select. ephem's --user is the debug
+// container's user, as for docker, so the kubeconfig user is --kube-user.
+// The flags come from clientcmd rather than cli-runtime, whose import would
+// register every API group at every ephem start.
+func newKubeFlags(fs *pflag.FlagSet) clientcmd.ClientConfig {
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	fs.StringVar(&rules.ExplicitPath, clientcmd.RecommendedConfigPathFlag, "", "Kubernetes: path to the kubeconfig file (default $KUBECONFIG or ~/.kube/config)")
+	overrides := &clientcmd.ConfigOverrides{}
+	names := clientcmd.RecommendedConfigOverrideFlags("")
+	names.ContextOverrideFlags.AuthInfoName.LongName = "kube-user"
+	clientcmd.BindOverrideFlags(overrides, fs, names)
+	return clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, overrides)
 }

@@ -27,7 +27,7 @@ func newLsCmd(g *GlobalOptions) *cobra.Command {
 				}
 				ref = &r
 			}
-			b, err := kube.New(kube.Options{Flags: g.Kube, Selector: selector, AllPods: true, Log: g.Streams.Err})
+			b, err := kube.New(kube.Options{Config: g.Kube, Selector: selector, AllPods: true, Log: g.Streams.Err})
 			if err != nil {
 				return fmt.Errorf("setting up the Kubernetes client: %w", err)
 			}
@@ -58,7 +58,7 @@ func newAttachCmd(g *GlobalOptions) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			b, err := kube.New(kube.Options{Flags: g.Kube, DetachKeys: keys, Log: g.Streams.Err})
+			b, err := kube.New(kube.Options{Config: g.Kube, DetachKeys: keys, Log: g.Streams.Err})
 			if err != nil {
 				return fmt.Errorf("setting up the Kubernetes client: %w", err)
 			}

@@ -9,7 +9,7 @@ import (
 	"github.com/ephem-dev/ephem/pkg/runtime"
 	"github.com/ephem-dev/ephem/pkg/session"
 	"github.com/spf13/cobra"
-	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/tools/clientcmd"
 )
 
 // Streams are the user's standard streams; only this package writes to them.
@@ -24,7 +24,7 @@ type GlobalOptions struct {
 	// Streams are the user's.
 	Streams Streams
 	// Kube are kubectl's connection flags, for Kubernetes targets.
-	Kube *genericclioptions.ConfigFlags
+	Kube clientcmd.ClientConfig
 }
 
 // errUsage marks a usage error: a bad flag, argument or reference.

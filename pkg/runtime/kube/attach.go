@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/signal"
 
@@ -14,7 +15,6 @@ import (
 	"golang.org/x/term"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/httpstream"
-	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/tools/remotecommand"
 )
 
@@ -22,11 +22,10 @@ import (
 // WebSocket with a fallback to SPDY, as kubectl attach does. It reports
 // whether the user detached.
 func (b *Backend) attach(ctx context.Context, p *corev1.Pod, name string, tty bool, streams session.Streams) (bool, error) {
-	req := b.client.CoreV1().RESTClient().Post().Resource("pods").Name(p.Name).Namespace(p.Namespace).
-		SubResource("attach").VersionedParams(&corev1.PodAttachOptions{
+	u := b.client.AttachURL(p.Namespace, p.Name, &corev1.PodAttachOptions{
 		Container: name, Stdin: true, Stdout: true, Stderr: !tty, TTY: tty,
-	}, scheme.ParameterCodec)
-	exec, err := b.executor(req.URL().String())
+	})
+	exec, err := b.executor(u)
 	if err != nil {
 		return false, err
 	}
@@ -61,12 +60,12 @@ func (b *Backend) attach(ctx context.Context, p *corev1.Pod, name string, tty bo
 }
 
 // executor returns a WebSocket executor falling back to SPDY.
-func (b *Backend) executor(url string) (remotecommand.Executor, error) {
-	ws, err := remotecommand.NewWebSocketExecutor(b.config, "GET", url)
+func (b *Backend) executor(u *url.URL) (remotecommand.Executor, error) {
+	ws, err := remotecommand.NewWebSocketExecutor(b.config, "GET", u.String())
 	if err != nil {
 		return nil, fmt.Errorf("%w: creating the WebSocket executor: %w", runtime.ErrOS, err)
 	}
-	spdy, err := remotecommand.NewSPDYExecutor(b.config, "POST", mustParse(url))
+	spdy, err := remotecommand.NewSPDYExecutor(b.config, "POST", u)
 	if err != nil {
 		return nil, fmt.Errorf("%w: creating the SPDY executor: %w", runtime.ErrOS, err)
 	}
@@ -77,7 +76,7 @@ func (b *Backend) executor(url string) (remotecommand.Executor, error) {
 
 // logs copies the container's output to w, following it while it runs.
 func (b *Backend) logs(ctx context.Context, p *corev1.Pod, name string, w io.Writer, follow bool) error {
-	rc, err := b.client.CoreV1().Pods(p.Namespace).GetLogs(p.Name, &corev1.PodLogOptions{Container: name, Follow: follow}).Stream(ctx)
+	rc, err := b.client.PodLogs(ctx, p.Namespace, p.Name, &corev1.PodLogOptions{Container: name, Follow: follow})
 	if err != nil {
 		return fmt.Errorf("%w: reading the output of %s in pod %s: %s", runtime.ErrOS, name, p.Name, apiMessage(err))
 	}

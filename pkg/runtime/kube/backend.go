@@ -11,21 +11,23 @@ import (
 	"github.com/ephem-dev/ephem/pkg/session"
 	"github.com/ephem-dev/ephem/pkg/spec"
 	"github.com/ephem-dev/ephem/pkg/target"
-	"k8s.io/cli-runtime/pkg/genericclioptions"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 )
 
 // Sentinel errors of this backend; the CLI maps them to exit codes.
 var (
+	// ErrConfig marks a missing or broken kubeconfig.
+	ErrConfig = errors.New("kubeconfig")
 	// ErrDisabled marks a cluster without ephemeral containers.
 	ErrDisabled = fmt.Errorf("%w: ephemeral containers are disabled on this cluster", runtime.ErrUnsupported)
 )
 
 // Options configure the backend.
 type Options struct {
-	// Flags are kubectl's connection flags (--kubeconfig, --context, -n, --as...).
-	Flags *genericclioptions.ConfigFlags
+	// Config is the kubeconfig as kubectl's flags (--kubeconfig, --context,
+	// -n, --as...) select it.
+	Config clientcmd.ClientConfig
 	// Timeout bounds the wait for the debug container to start.
 	Timeout time.Duration
 	// Selector picks pods by label (-l); with AllPods a workload's pods all.
@@ -51,7 +53,7 @@ type Options struct {
 // Backend is the Kubernetes backend.
 type Backend struct {
 	opts      Options
-	client    kubernetes.Interface
+	client    Client
 	config    *rest.Config
 	namespace string
 	explicit  bool // the namespace came from -n, not the kubeconfig
@@ -68,24 +70,24 @@ func New(o Options) (*Backend, error) {
 	if o.Timeout == 0 {
 		o.Timeout = 60 * time.Second
 	}
-	cfg, err := o.Flags.ToRESTConfig()
+	cfg, err := o.Config.ClientConfig()
 	if err != nil {
-		return nil, fmt.Errorf("%w: loading the kubeconfig: %w", runtime.ErrInvalidSpec, err)
+		return nil, fmt.Errorf("%w: loading: %w: set KUBECONFIG or --kubeconfig", ErrConfig, err)
 	}
-	ns, explicit, err := o.Flags.ToRawKubeConfigLoader().Namespace()
+	ns, explicit, err := o.Config.Namespace()
 	if err != nil {
-		return nil, fmt.Errorf("%w: reading the namespace: %w", runtime.ErrInvalidSpec, err)
+		return nil, fmt.Errorf("%w: reading the namespace: %w", ErrConfig, err)
 	}
-	client, err := kubernetes.NewForConfig(cfg)
+	client, err := NewClient(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("%w: creating the Kubernetes client: %w", runtime.ErrInvalidSpec, err)
+		return nil, fmt.Errorf("%w: creating the Kubernetes client: %w", ErrConfig, err)
 	}
 	return &Backend{opts: o, client: client, config: cfg, namespace: ns, explicit: explicit}, nil
 }
 
-// NewForClient returns a backend on a given client (tests use client-go's
+// NewForClient returns a backend on a given client (tests adapt client-go's
 // fake clientset).
-func NewForClient(o Options, client kubernetes.Interface, config *rest.Config, namespace string) *Backend {
+func NewForClient(o Options, client Client, config *rest.Config, namespace string) *Backend {
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
@@ -123,5 +125,3 @@ func (b *Backend) Debug(ctx context.Context, ref target.Ref, c spec.Container, s
 	return b.debugPod(ctx, pods[0], ref.Container, c, streams)
 }
 
-// isNotFound-style helpers used by several files.
-var errStop = errors.New("stop")

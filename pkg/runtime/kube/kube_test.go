@@ -53,7 +53,7 @@ func applied(t *testing.T, name string, c spec.Container) spec.Container {
 
 func TestEphemeralContainer(t *testing.T) {
 	nameSuffix = func() string { return "abcde" }
-	b := NewForClient(Options{}, fake.NewClientset(), nil, "shop")
+	b := NewForClient(Options{}, clientset{fake.NewClientset()}, nil, "shop")
 	tests := []struct {
 		name string
 		pod  *corev1.Pod
@@ -150,7 +150,7 @@ func TestTargetContainer(t *testing.T) {
 }
 
 func TestCustom(t *testing.T) {
-	b := NewForClient(Options{Custom: []byte("env:\n- name: X\n  value: \"y\"\nresources:\n  limits:\n    cpu: 100m\nsecurityContext:\n  runAsUser: 7\n")}, fake.NewClientset(), nil, "shop")
+	b := NewForClient(Options{Custom: []byte("env:\n- name: X\n  value: \"y\"\nresources:\n  limits:\n    cpu: 100m\nsecurityContext:\n  runAsUser: 7\n")}, clientset{fake.NewClientset()}, nil, "shop")
 	ec, err := b.ephemeralContainer(testPod("web"), applied(t, "netadmin", spec.Container{Image: "busybox"}), "app")
 	if err != nil {
 		t.Fatal(err)
@@ -231,7 +231,7 @@ func TestPreflightErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cs, calls := fakeWithPatch(tt.err, testPod("web"))
-			b := NewForClient(Options{}, cs, nil, "shop")
+			b := NewForClient(Options{}, clientset{cs}, nil, "shop")
 			err := b.Debug(context.Background(), target.Ref{Scheme: "pod", Kind: target.Kubernetes, Name: "web"},
 				spec.Container{Image: "busybox", SharePID: true}, testStreams())
 			if !errors.Is(err, tt.is) || !strings.Contains(err.Error(), tt.saying) {
@@ -251,7 +251,7 @@ func TestRBACAttachRefusedBeforeAnyChange(t *testing.T) {
 		r.Status.Allowed = r.Spec.ResourceAttributes.Subresource != "attach"
 		return true, r, nil
 	})
-	b := NewForClient(Options{}, cs, nil, "shop")
+	b := NewForClient(Options{}, clientset{cs}, nil, "shop")
 	err := b.Debug(context.Background(), target.Ref{Scheme: "pod", Kind: target.Kubernetes, Name: "web"},
 		spec.Container{Image: "busybox", Stdin: true}, testStreams())
 	if !errors.Is(err, runtime.ErrPermission) || !strings.Contains(err.Error(), "pods/attach") {
@@ -270,7 +270,7 @@ func TestResolveWorkloads(t *testing.T) {
 	other := testPod("db", func(p *corev1.Pod) { p.Labels = map[string]string{"app": "db"} })
 	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "web", Namespace: "shop"}, Spec: appsv1.DeploymentSpec{Selector: sel}}
 	cs := fake.NewClientset(older, newer, pending, other, dep)
-	b := NewForClient(Options{}, cs, nil, "shop")
+	b := NewForClient(Options{}, clientset{cs}, nil, "shop")
 	ctx := context.Background()
 	pods, err := b.resolvePods(ctx, target.Ref{Scheme: "deployment", Name: "web"})
 	if err != nil || len(pods) != 1 || pods[0].Name != "web-new" {

@@ -3,7 +3,6 @@ package kube
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"regexp"
 	"strings"
@@ -12,8 +11,6 @@ import (
 	authv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/strategicpatch"
 )
 
@@ -27,11 +24,7 @@ func (b *Backend) addContainer(ctx context.Context, p *corev1.Pod, ec *corev1.Ep
 	if err != nil {
 		return nil, err
 	}
-	opts := metav1.PatchOptions{}
-	if dryRun {
-		opts.DryRun = []string{metav1.DryRunAll}
-	}
-	out, err := b.client.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.StrategicMergePatchType, patch, opts, "ephemeralcontainers")
+	out, err := b.client.PatchEphemeralContainers(ctx, p.Namespace, p.Name, patch, dryRun)
 	if err != nil {
 		return nil, b.patchError(err, p, ec)
 	}
@@ -100,16 +93,11 @@ func (b *Backend) checkAccess(ctx context.Context, ns string, interactive bool) 
 	if interactive {
 		attr.Verb, attr.Subresource = "create", "attach"
 	}
-	r, err := b.client.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx,
-		&authv1.SelfSubjectAccessReview{Spec: authv1.SelfSubjectAccessReviewSpec{ResourceAttributes: attr}}, metav1.CreateOptions{})
+	allowed, err := b.client.Allowed(ctx, attr)
 	if err != nil {
-		var status apierrors.APIStatus
-		if errors.As(err, &status) {
-			return nil // the review API is unavailable: let the real call decide
-		}
-		return nil
+		return nil // the review API is unavailable: let the real calls decide
 	}
-	if !r.Status.Allowed {
+	if !allowed {
 		return fmt.Errorf("%w: you may not %s pods/%s in namespace %s (RBAC), so the debug container would be added but unreachable: ask for that permission", runtime.ErrPermission, attr.Verb, attr.Subresource, ns)
 	}
 	return nil

@@ -18,7 +18,7 @@ import (
 // matches.
 func (b *Backend) resolvePods(ctx context.Context, ref target.Ref) ([]*corev1.Pod, error) {
 	if ref.Scheme == "pod" && ref.Name != "" {
-		p, err := b.client.CoreV1().Pods(b.namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+		p, err := b.client.GetPod(ctx, b.namespace, ref.Name)
 		if err != nil {
 			return nil, b.getError(err, "pod", ref.Name)
 		}
@@ -31,7 +31,7 @@ func (b *Backend) resolvePods(ctx context.Context, ref target.Ref) ([]*corev1.Po
 	if err != nil {
 		return nil, err
 	}
-	list, err := b.client.CoreV1().Pods(b.namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	list, err := b.client.ListPods(ctx, b.namespace, sel)
 	if err != nil {
 		return nil, b.getError(err, "pods", sel)
 	}
@@ -80,38 +80,12 @@ func (b *Backend) selectorFor(ctx context.Context, ref target.Ref) (string, stri
 		return b.opts.Selector, "selector " + b.opts.Selector, nil
 	}
 	what := ref.Scheme + "/" + ref.Name
-	var ls *metav1.LabelSelector
-	var err error
-	apps, batch := b.client.AppsV1(), b.client.BatchV1()
 	switch ref.Scheme {
-	case "deployment":
-		o, e := apps.Deployments(b.namespace).Get(ctx, ref.Name, metav1.GetOptions{})
-		if err = e; e == nil {
-			ls = o.Spec.Selector
-		}
-	case "statefulset":
-		o, e := apps.StatefulSets(b.namespace).Get(ctx, ref.Name, metav1.GetOptions{})
-		if err = e; e == nil {
-			ls = o.Spec.Selector
-		}
-	case "daemonset":
-		o, e := apps.DaemonSets(b.namespace).Get(ctx, ref.Name, metav1.GetOptions{})
-		if err = e; e == nil {
-			ls = o.Spec.Selector
-		}
-	case "replicaset":
-		o, e := apps.ReplicaSets(b.namespace).Get(ctx, ref.Name, metav1.GetOptions{})
-		if err = e; e == nil {
-			ls = o.Spec.Selector
-		}
-	case "job":
-		o, e := batch.Jobs(b.namespace).Get(ctx, ref.Name, metav1.GetOptions{})
-		if err = e; e == nil {
-			ls = o.Spec.Selector
-		}
+	case "deployment", "statefulset", "daemonset", "replicaset", "job":
 	default:
 		return "", "", fmt.Errorf("%w: %s targets are not pods or workloads", target.ErrInvalid, ref.Scheme)
 	}
+	ls, err := b.client.WorkloadSelector(ctx, ref.Scheme, b.namespace, ref.Name)
 	if err != nil {
 		return "", "", b.getError(err, ref.Scheme, ref.Name)
 	}

@@ -13,7 +13,6 @@ import (
 	"github.com/ephem-dev/ephem/pkg/spec"
 	"github.com/ephem-dev/ephem/pkg/target"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/duration"
 )
 
@@ -55,7 +54,7 @@ func (b *Backend) List(ctx context.Context, ref *target.Ref) ([]Session, error) 
 			pods = append(pods, *p)
 		}
 	} else {
-		list, err := b.client.CoreV1().Pods(b.namespace).List(ctx, metav1.ListOptions{LabelSelector: b.opts.Selector})
+		list, err := b.client.ListPods(ctx, b.namespace, b.opts.Selector)
 		if err != nil {
 			return nil, b.getError(err, "pods", b.opts.Selector)
 		}

@@ -71,7 +71,7 @@ func (b *Backend) waitFor(ctx context.Context, p *corev1.Pod, name, what string,
 		return p, err
 	}
 	for {
-		w, err := b.client.CoreV1().Pods(p.Namespace).Watch(ctx, metav1.ListOptions{
+		w, err := b.client.WatchPods(ctx, p.Namespace, metav1.ListOptions{
 			FieldSelector:   fields.OneTermEqualSelector("metadata.name", p.Name).String(),
 			ResourceVersion: p.ResourceVersion,
 		})
@@ -115,7 +115,7 @@ func (b *Backend) drain(ctx context.Context, w watch.Interface, last *corev1.Pod
 				return last, fmt.Errorf("%w: pod %s was deleted", runtime.ErrTargetGone, last.Name)
 			case watch.Error:
 				// Too old a resource version and the like: list again.
-				p, err := b.client.CoreV1().Pods(last.Namespace).Get(ctx, last.Name, metav1.GetOptions{})
+				p, err := b.client.GetPod(ctx, last.Namespace, last.Name)
 				if err != nil {
 					return last, fmt.Errorf("%w: pod %s: %w", runtime.ErrTargetGone, last.Name, err)
 				}
