@@ -88,8 +88,8 @@ var runDebug = func(ctx context.Context, o *DebugOptions) error { return o.Run(c
 // Complete fills the options from the arguments.
 func (o *DebugOptions) Complete(args []string, dash int) error {
 	switch {
-	case len(args) == 0 && o.Kube.Selector != "":
-		if dash > 0 {
+	case o.Kube.Selector != "" && (len(args) == 0 || dash == 0):
+		if dash >= 0 {
 			o.Command = args[dash:]
 		}
 		o.TargetArg = "" // every pod the selector matches

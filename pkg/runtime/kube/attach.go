@@ -8,6 +8,8 @@ import (
 	"net/url"
 	"os"
 	"os/signal"
+	"strings"
+	"time"
 
 	"github.com/ephem-dev/ephem/pkg/runtime"
 	"github.com/ephem-dev/ephem/pkg/session"
@@ -49,7 +51,18 @@ func (b *Backend) attach(ctx context.Context, p *corev1.Pod, name string, tty bo
 		defer q.stop()
 		opts.TerminalSizeQueue = q
 	}
-	err = exec.StreamWithContext(ctx, opts)
+	// The API server may report the container running a moment before the
+	// kubelet's own view has it: retry briefly on exactly that.
+	for try := 0; ; try++ {
+		err = exec.StreamWithContext(ctx, opts)
+		if err == nil || try == 20 || !strings.Contains(err.Error(), "container "+name+" not found") {
+			break
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 	if in.detached {
 		return true, nil
 	}
