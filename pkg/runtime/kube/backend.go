@@ -57,6 +57,7 @@ type Backend struct {
 	config    *rest.Config
 	namespace string
 	explicit  bool // the namespace came from -n, not the kubeconfig
+	timer     *runtime.Timer
 }
 
 var _ runtime.Interface = (*Backend)(nil)
@@ -124,4 +125,3 @@ func (b *Backend) Debug(ctx context.Context, ref target.Ref, c spec.Container, s
 	}
 	return b.debugPod(ctx, pods[0], ref.Container, c, streams)
 }
-

@@ -14,6 +14,8 @@ import (
 
 // debugPod adds the debug container to p and runs its session.
 func (b *Backend) debugPod(ctx context.Context, p *corev1.Pod, containerName string, c spec.Container, streams session.Streams) error {
+	b.timer = runtime.NewTimer(b.opts.Log)
+	defer b.timer.Report()
 	if err := checkRunning(p); err != nil {
 		return err
 	}
@@ -38,13 +40,16 @@ func (b *Backend) debugPod(ctx context.Context, p *corev1.Pod, containerName str
 	if err := b.checkAccess(ctx, p.Namespace, c.Stdin); err != nil {
 		return err
 	}
+	b.timer.Mark("access review")
 	if _, err := b.addContainer(ctx, p, ec, true); err != nil {
 		return fmt.Errorf("preflight (nothing was added to pod %s): %w", p.Name, err)
 	}
+	b.timer.Mark("dry run")
 	p, err = b.addContainer(ctx, p, ec, false)
 	if err != nil {
 		return err
 	}
+	b.timer.Mark("patch")
 	fmt.Fprintf(b.opts.Log, "added debug container %s to pod %s (target %s)\n", ec.Name, p.Name, ec.TargetContainerName)
 	return b.session(ctx, p, ec.Name, c, streams)
 }
@@ -56,6 +61,7 @@ func (b *Backend) session(ctx context.Context, p *corev1.Pod, name string, c spe
 	if err != nil {
 		return err
 	}
+	b.timer.Mark("running")
 	s, _ := containerStatus(p, name)
 	switch {
 	case s.State.Terminated != nil:
@@ -77,6 +83,8 @@ func (b *Backend) session(ctx context.Context, p *corev1.Pod, name string, c spe
 			return err
 		}
 	}
+	b.timer.Mark("session")
+	defer b.timer.Mark("terminated")
 	return b.exitCode(ctx, p, name)
 }
 

@@ -72,12 +72,12 @@ func (e *Engine) Debug(ctx context.Context, ref target.Ref, c spec.Container, st
 	if err := CheckPrivileges(); err != nil {
 		return err
 	}
-	tm := newTimer(e.opts.Log)
-	defer tm.report()
+	tm := runtime.NewTimer(e.opts.Log)
+	defer tm.Report()
 	if err := checkOverlay(ctx); err != nil {
 		return err
 	}
-	tm.mark("preflight")
+	tm.Mark("preflight")
 	proc, err := e.opts.Resolver.Resolve(ctx, ref)
 	if err != nil {
 		return fmt.Errorf("resolving %s: %w", ref, err)
@@ -86,12 +86,12 @@ func (e *Engine) Debug(ctx context.Context, ref target.Ref, c spec.Container, st
 	if c.PullPolicy != "" {
 		pull.Policy = c.PullPolicy
 	}
-	tm.mark("resolve")
+	tm.Mark("resolve")
 	img, err := e.opts.Images.Ensure(ctx, c.Image, pull)
 	if err != nil {
 		return fmt.Errorf("getting image %s: %w", c.Image, err)
 	}
-	tm.mark("image")
+	tm.Mark("image")
 	cfg, err := containerConfig(c, img)
 	if err != nil {
 		return err
@@ -107,13 +107,13 @@ func (e *Engine) Debug(ctx context.Context, ref target.Ref, c spec.Container, st
 			cfg.Rows, cfg.Cols = rows, cols
 		}
 	}
-	tm.mark("open")
+	tm.Mark("open")
 	s, err := e.start(ctx, t, img, cfg, c, streams)
 	if err != nil {
 		return err
 	}
 	s.timer = tm
-	tm.mark("spawn")
+	tm.Mark("spawn")
 	return s.run(ctx, t, proc.Description)
 }
 

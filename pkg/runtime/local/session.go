@@ -21,7 +21,7 @@ type sess struct {
 	ctl     *conn
 	c       spec.Container
 	streams session.Streams
-	timer   *timer
+	timer   *runtime.Timer
 }
 
 type received struct {
@@ -83,9 +83,9 @@ func (s *sess) run(ctx context.Context, t *openTarget, what string) error {
 				term := &session.Terminal{Master: master, Streams: s.streams, DetachKeys: s.e.opts.DetachKeys}
 				go func() { termDone <- term.Run(ctx); master.Close() }()
 			case msgStarted:
-				s.timer.mark("container")
+				s.timer.Mark("container")
 			case msgExit:
-				s.timer.mark("command")
+				s.timer.Mark("command")
 				s.wait()
 				if targetGone {
 					return s.finish(nil, true, what)

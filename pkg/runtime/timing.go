@@ -1,4 +1,4 @@
-package local
+package runtime
 
 import (
 	"fmt"
@@ -8,26 +8,27 @@ import (
 	"time"
 )
 
-// timer records how long each phase of a session takes, printed when
+// Timer records how long each phase of a session takes, printed when
 // EPHEM_DEBUG_TIMING is set; it is how docs/benchmarks.md explains where
-// the time goes.
-type timer struct {
+// the time goes. A nil *Timer does nothing.
+type Timer struct {
 	w      io.Writer
 	last   time.Time
 	start  time.Time
 	phases []string
 }
 
-func newTimer(w io.Writer) *timer {
+// NewTimer returns a Timer writing to w, or nil unless EPHEM_DEBUG_TIMING is set.
+func NewTimer(w io.Writer) *Timer {
 	if os.Getenv("EPHEM_DEBUG_TIMING") == "" {
 		return nil
 	}
 	now := time.Now()
-	return &timer{w: w, last: now, start: now}
+	return &Timer{w: w, last: now, start: now}
 }
 
-// mark ends the phase called name.
-func (t *timer) mark(name string) {
+// Mark ends the phase called name.
+func (t *Timer) Mark(name string) {
 	if t == nil {
 		return
 	}
@@ -36,7 +37,8 @@ func (t *timer) mark(name string) {
 	t.last = now
 }
 
-func (t *timer) report() {
+// Report prints the phases.
+func (t *Timer) Report() {
 	if t == nil {
 		return
 	}
