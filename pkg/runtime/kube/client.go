@@ -34,6 +34,8 @@ type Client interface {
 	PodLogs(ctx context.Context, ns, name string, opts *corev1.PodLogOptions) (io.ReadCloser, error)
 	// AttachURL is the pods/attach URL for a streaming executor.
 	AttachURL(ns, name string, opts *corev1.PodAttachOptions) *url.URL
+	// ExecURL is the pods/exec URL for a streaming executor.
+	ExecURL(ns, name string, opts *corev1.PodExecOptions) *url.URL
 	GetNode(ctx context.Context, name string) (*corev1.Node, error)
 	// WorkloadSelector returns the pod selector of a deployment,
 	// statefulset, daemonset, replicaset or job.
@@ -137,6 +139,11 @@ func (c *restClient) PodLogs(ctx context.Context, ns, name string, opts *corev1.
 
 func (c *restClient) AttachURL(ns, name string, opts *corev1.PodAttachOptions) *url.URL {
 	return c.core.Post().Namespace(ns).Resource("pods").Name(name).SubResource("attach").
+		VersionedParams(opts, parameterCodec).URL()
+}
+
+func (c *restClient) ExecURL(ns, name string, opts *corev1.PodExecOptions) *url.URL {
+	return c.core.Post().Namespace(ns).Resource("pods").Name(name).SubResource("exec").
 		VersionedParams(opts, parameterCodec).URL()
 }
 

@@ -70,6 +70,9 @@ func (b *Backend) session(ctx context.Context, p *corev1.Pod, name string, c spe
 			return err
 		}
 	case c.Stdin:
+		if ec, ok := ephemeral(p, name); ok {
+			b.checkTarget(ctx, p, name, ec.TargetContainerName)
+		}
 		detached, err := b.attach(ctx, p, name, c.TTY, streams)
 		if err != nil {
 			return err
@@ -118,4 +121,14 @@ func firstNonEmpty(s ...string) string {
 		}
 	}
 	return ""
+}
+
+// ephemeral returns p's ephemeral container called name.
+func ephemeral(p *corev1.Pod, name string) (*corev1.EphemeralContainer, bool) {
+	for i := range p.Spec.EphemeralContainers {
+		if p.Spec.EphemeralContainers[i].Name == name {
+			return &p.Spec.EphemeralContainers[i], true
+		}
+	}
+	return nil, false
 }

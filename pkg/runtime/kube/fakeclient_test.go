@@ -54,6 +54,10 @@ func (c clientset) AttachURL(ns, name string, _ *corev1.PodAttachOptions) *url.U
 	return &url.URL{Path: "/api/v1/namespaces/" + ns + "/pods/" + name + "/attach"}
 }
 
+func (c clientset) ExecURL(ns, name string, _ *corev1.PodExecOptions) *url.URL {
+	return &url.URL{Path: "/api/v1/namespaces/" + ns + "/pods/" + name + "/exec"}
+}
+
 func (c clientset) GetNode(ctx context.Context, name string) (*corev1.Node, error) {
 	return c.cs.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
 }

@@ -301,3 +301,14 @@ func names(pods []*corev1.Pod) []string {
 	}
 	return out
 }
+
+func TestIsPause(t *testing.T) {
+	for cmdline, want := range map[string]bool{
+		"/pause\x00": true, "/usr/bin/pause": true, "pause": true,
+		"/server\x00-addr\x0080\x00": false, "sh\x00-c\x00pause": false, "": false,
+	} {
+		if got := isPause(cmdline); got != want {
+			t.Errorf("isPause(%q) = %v, want %v", cmdline, got, want)
+		}
+	}
+}

@@ -116,6 +116,11 @@ func TestEphemTTY(t *testing.T) {
 	if s := term.screen(); !strings.Contains(s, "24 80") || !strings.Contains(s, "OK - GET") {
 		t.Errorf("want a 24x80 terminal and the server's reply:\n%s", s)
 	}
+	if strings.Contains(term.screen(), "ignored --target") {
+		t.Errorf("false warning that the runtime ignored --target:\n%s", term.screen())
+	}
+	term.send(t, "cat /proc/1/cmdline; echo\r")
+	term.expect(t, "/server")
 	term.send(t, "exit 5\r")
 	if code := term.wait(t); code != 5 {
 		t.Errorf("exit %d, want the shell's 5:\n%s", code, term.screen())
