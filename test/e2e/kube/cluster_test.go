@@ -22,6 +22,7 @@ var (
 
 // TestVersions checks that server and kubectl are the pinned release.
 func TestVersions(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	out, _, err := cluster.Kubectl(ctx, "version")
@@ -46,6 +47,7 @@ func TestVersions(t *testing.T) {
 // TestPodSecurityRestricted checks that PodSecurity admission enforces the
 // restricted level in a labelled namespace, and admits a compliant pod.
 func TestPodSecurityRestricted(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	ns := cluster.Namespace(t, map[string]string{"pod-security.kubernetes.io/enforce": "restricted"})
@@ -95,6 +97,7 @@ func TestPodSecurityRestricted(t *testing.T) {
 // TestErrImagePull checks that the kubelet really pulls from the local
 // registry: an image missing there fails with ErrImagePull.
 func TestErrImagePull(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	ns := cluster.Namespace(t, nil)
@@ -118,6 +121,7 @@ func TestErrImagePull(t *testing.T) {
 // TestPodNetwork checks pod-to-pod traffic over the cluster's bridge, and
 // that pods have no route off the machine.
 func TestPodNetwork(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	ns := cluster.Namespace(t, nil)

@@ -16,6 +16,7 @@ import (
 // busybox from the local registry reaching the workload's network and
 // filesystem.
 func TestSmokeDistroless(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	ns := cluster.Namespace(t, nil)
@@ -53,6 +54,7 @@ func TestSmokeDistroless(t *testing.T) {
 // TestDebugToolbox attaches the toolbox image (real tcpdump, curl, iproute2,
 // strace) to the distroless workload.
 func TestDebugToolbox(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	ns := cluster.Namespace(t, nil)
