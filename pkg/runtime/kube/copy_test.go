@@ -299,3 +299,28 @@ func TestAsEphemeral(t *testing.T) {
 		t.Errorf("a pod the kubelet rejected: %v, want ErrCreate naming the reason", err)
 	}
 }
+
+func TestDebugCopyRestartedContainer(t *testing.T) {
+	nameSuffix = func() string { return "abcde" }
+	// The copy restarts always: the debugger is seen running again after
+	// its first run ended with 3.
+	restarted := corev1.PodStatus{Phase: corev1.PodRunning, ContainerStatuses: []corev1.ContainerStatus{{Name: "debugger-abcde",
+		RestartCount: 1, State: runningState, LastTerminationState: exited3}}}
+	cs := fakeCluster([]kruntime.Object{testPod("web")}, restarted)
+	b := NewForClient(Options{Timeout: 5 * time.Second, Copy: &CopyOptions{Name: "web-copy"}}, clientset{cs}, nil, "shop")
+	err := b.Debug(context.Background(), target.Ref{Scheme: "pod", Kind: target.Kubernetes, Name: "web"},
+		spec.Container{Image: "busybox", Command: []string{"sh", "-c", "exit 3"}}, testStreams())
+	var exit *runtime.ExitError
+	if !errors.As(err, &exit) || exit.Code != 3 {
+		t.Fatalf("error %v, want the first run's exit code 3", err)
+	}
+	var previous []bool
+	for _, a := range cs.Actions() {
+		if a.GetSubresource() == "log" {
+			previous = append(previous, a.(k8stesting.GenericActionImpl).Value.(*corev1.PodLogOptions).Previous)
+		}
+	}
+	if diff := cmp.Diff([]bool{true}, previous); diff != "" {
+		t.Errorf("log reads' Previous (-want +got):\n%s", diff)
+	}
+}

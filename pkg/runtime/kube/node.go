@@ -56,7 +56,7 @@ func (b *Backend) debugNode(ctx context.Context, node string, c spec.Container, 
 	detached := false
 	defer func() {
 		if !b.opts.RemoveNodePod || detached {
-			fmt.Fprintf(b.opts.Log, "pod %s keeps running; delete it with: kubectl delete pod %s -n %s\n", created.Name, created.Name, created.Namespace)
+			fmt.Fprintf(b.opts.Log, "pod %s is kept; delete it with: kubectl delete pod %s -n %s\n", created.Name, created.Name, created.Namespace)
 			return
 		}
 		b.removePod(ctx, created)
@@ -122,15 +122,22 @@ func (b *Backend) podSession(ctx context.Context, p *corev1.Pod, name string, c 
 	s, _ := containerStatus(p, name)
 	switch {
 	case s.State.Terminated != nil:
-		err = v.logs(ctx, p, name, streams.Out, false)
+		err = v.podLogs(ctx, p, name, streams.Out, false)
 	case c.Stdin:
-		detached, err := v.attach(ctx, p, name, c.TTY, streams)
-		if err != nil {
-			return false, err
-		}
+		detached, aerr := v.attach(ctx, p, name, c.TTY, streams)
 		if detached {
 			fmt.Fprintf(b.opts.Log, "detached: %s keeps running; reattach with: kubectl attach -it %s -c %s -n %s\n", name, p.Name, name, p.Namespace)
 			return true, nil
+		}
+		if aerr != nil {
+			// As kubectl does: the container may have ended (and, in a
+			// copy that restarts always, started again) under the
+			// attachment; show what it printed.
+			fmt.Fprintf(b.opts.Log, "warning: couldn't attach to %s, showing its output instead: %v\n", name, aerr)
+			if q, gerr := v.client.GetPod(ctx, p.Namespace, p.Name); gerr == nil {
+				p = q
+			}
+			err = v.podLogs(ctx, p, name, streams.Out, false)
 		}
 	default:
 		err = v.logs(ctx, p, name, streams.Out, true)
@@ -142,6 +149,25 @@ func (b *Backend) podSession(ctx context.Context, p *corev1.Pod, name string, c 
 		return false, &runtime.ExitError{Code: 130, Err: fmt.Errorf("interrupted while following %s in pod %s: %w", name, p.Name, ctx.Err())}
 	}
 	return false, v.exitCode(ctx, p, name)
+}
+
+// podLogs copies the output of container name to w: that of its first
+// run when it has been restarted since.
+func (b *Backend) podLogs(ctx context.Context, p *corev1.Pod, name string, w io.Writer, follow bool) error {
+	s, _ := containerStatus(p, name)
+	previous := s.RestartCount > 0 && s.State.Terminated != nil
+	if !previous {
+		return b.logs(ctx, p, name, w, follow)
+	}
+	rc, err := b.client.PodLogs(ctx, p.Namespace, p.Name, &corev1.PodLogOptions{Container: name, Previous: true})
+	if err != nil {
+		return fmt.Errorf("%w: reading the output of %s in pod %s: %s", runtime.ErrOS, name, p.Name, apiMessage(err))
+	}
+	defer rc.Close()
+	if _, err := io.Copy(w, rc); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("%w: reading the output of %s: %w", runtime.ErrOS, name, err)
+	}
+	return nil
 }
 
 // statusView shows a pod's regular container statuses where waitFor and
