@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"github.com/ephem-dev/ephem/pkg/image"
 	"github.com/ephem-dev/ephem/pkg/runtime"
@@ -47,6 +49,10 @@ where the target has its own) and, by default, its PID namespace, so
 at /proc/1/root. The target keeps running; nothing is installed in it.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+	}
+	// Installed as kubectl-ephem, ephem is the kubectl plugin "kubectl ephem".
+	if filepath.Base(os.Args[0]) == "kubectl-ephem" {
+		root.Annotations = map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl ephem"}
 	}
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return fmt.Errorf("%w: %w", errUsage, err) })
 	root.PersistentFlags().StringVar(&g.CacheDir, "cache-dir", image.DefaultDir(), "image cache directory (env EPHEM_CACHE_DIR)")

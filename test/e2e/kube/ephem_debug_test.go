@@ -4,10 +4,15 @@ package kube_test
 
 import (
 	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ephem-dev/ephem/internal/e2eutil"
 )
 
 // TestEphemSeed is the seed scenario through ephem: the shell-less py-serv
@@ -61,6 +66,39 @@ func TestEphemSeed(t *testing.T) {
 	}
 	if len(names) != 4 {
 		t.Errorf("%d ephemeral containers, want 4: %v", len(names), names)
+	}
+}
+
+// TestKubectlPlugin: installed as kubectl-ephem on PATH, ephem is the
+// kubectl plugin "kubectl ephem", reading kubectl's flags the same way.
+func TestKubectlPlugin(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	ns := cluster.Namespace(t, nil)
+	w, err := cluster.DeployDistroless(ctx, ns, "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.Symlink(e2eutil.BuildEphem(t), filepath.Join(dir, "kubectl-ephem")); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(ctx, cluster.KubectlPath, "ephem", "debug", "pod/"+w.Pod.Name,
+		"-n", ns, "--image", cluster.Image("busybox"), "--", "wget", "-qO-", "localhost:80")
+	cmd.Env = append(os.Environ(), "PATH="+dir+":"+os.Getenv("PATH"), "KUBECONFIG="+cluster.Kubeconfig)
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "OK - GET: Request completed") {
+		t.Errorf("kubectl ephem debug: %v\n%s", err, out)
+	}
+	help, _ := exec.CommandContext(ctx, filepath.Join(dir, "kubectl-ephem"), "--help").CombinedOutput()
+	if !strings.Contains(string(help), "kubectl ephem [command]") {
+		t.Errorf("kubectl-ephem --help does not present itself as kubectl ephem:\n%s", help)
+	}
+	// kubectl's --context picks the kubeconfig context, as for kubectl.
+	r := ephem(t, ns, "debug", "pod/"+w.Pod.Name, "--context", "no-such-context", "--image", cluster.Image("busybox"), "--", "true")
+	if r.Code != 78 || !strings.Contains(r.Stderr, "no-such-context") {
+		t.Errorf("--context no-such-context: exit %d %q, want 78 naming it", r.Code, r.Stderr)
 	}
 }
 
