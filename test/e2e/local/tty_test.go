@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -120,6 +121,27 @@ func TestTTY(t *testing.T) {
 		t.Errorf("exit %d, want the shell's 7", code)
 	}
 	assertClean(t, f, "sleep 3401")
+}
+
+// TestPullProgressOnTTY: on a terminal, the pull draws a bar per layer.
+func TestPullProgressOnTTY(t *testing.T) {
+	f := setup(t)
+	tg := startTarget(t, f, targetOptions{})
+	p, slave := openPTY(t)
+	cmd := exec.Command(f.bin, "debug", tg.ref(), "--image", f.busybox, "--", "true")
+	cmd.Env = append(os.Environ(), "EPHEM_CACHE_DIR="+t.TempDir())
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	slave.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("ephem: %v\n%s", err, p.screen())
+	}
+	if s := p.screen(); !regexp.MustCompile(`sha256:[0-9a-f]{12} \[=+\] ([0-9.]+)/([0-9.]+) [kKMG]?B`).MatchString(s) {
+		t.Errorf("no progress bar on the terminal:\n%q", s)
+	}
 }
 
 // TestDetach: the detach keys end the attachment; the local engine does
