@@ -11,6 +11,7 @@ set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 
+# shellcheck disable=SC2317 # run by the EXIT trap
 cleanup() {
 	local status=$?
 	trap - EXIT
@@ -35,10 +36,23 @@ start=$SECONDS
 hack/cluster/up.sh
 echo "kube.sh: cluster up in $((SECONDS - start)) s" >&2
 
+status=0
 tests=$SECONDS
-go test -tags e2e_kube ./test/e2e/kube/... -count=1 -v -timeout 40m
-echo "kube.sh: e2e_kube tests passed in $((SECONDS - tests)) s" >&2
+if go test -tags e2e_kube ./test/e2e/kube/... -count=1 -v -timeout 40m; then
+	echo "kube.sh: e2e_kube tests passed in $((SECONDS - tests)) s" >&2
+else
+	status=$?
+	echo "kube.sh: e2e_kube tests FAILED (status $status) after $((SECONDS - tests)) s" >&2
+fi
 
+# The lifecycle test runs even if the tests above failed: it checks the
+# harness itself (down leaves nothing behind, up works again).
 lifecycle=$SECONDS
-go test -tags e2e_kube_lifecycle ./test/e2e/kube/... -run '^TestLifecycle$' -count=1 -v -timeout 20m
-echo "kube.sh: up/down/up lifecycle test passed in $((SECONDS - lifecycle)) s" >&2
+if go test -tags e2e_kube_lifecycle ./test/e2e/kube/... -run '^TestLifecycle$' -count=1 -v -timeout 20m; then
+	echo "kube.sh: up/down/up lifecycle test passed in $((SECONDS - lifecycle)) s" >&2
+else
+	s=$?
+	echo "kube.sh: up/down/up lifecycle test FAILED (status $s) after $((SECONDS - lifecycle)) s" >&2
+	((status != 0)) || status=$s
+fi
+exit "$status"

@@ -158,7 +158,22 @@ remove_host_files() {
 	return 0
 }
 
+# wait_for_users waits until no test process uses the cluster (they hold the
+# users lock shared), keeping them out while the cluster goes down.
+wait_for_users() {
+	[[ -n ${EPHEM_CLUSTER_FORCE:-} ]] && return 0
+	mkdir -p /run/lock
+	exec 7>"$LOCK_BASE.users"
+	flock -n -x 7 && return 0
+	local wait="${EPHEM_CLUSTER_USERS_WAIT:-900}"
+	log "waiting up to ${wait}s for the test processes using the cluster to finish (EPHEM_CLUSTER_FORCE=1 skips this)"
+	flock -w "$wait" -x 7 || log "warning: test processes still use the cluster; stopping it anyway"
+}
+
 main() {
+	wait_for_users
+	# up.sh holds the state lock already when it cleans up a partial cluster.
+	[[ -n ${EPHEM_CLUSTER_LOCKED:-} ]] || lock_state
 	if [[ -n ${EPHEM_CLUSTER_KEEP_LOGS:-} && -d $D/logs ]]; then
 		mkdir -p "$EPHEM_CLUSTER_KEEP_LOGS"
 		cp -r "$D/logs/." "$EPHEM_CLUSTER_KEEP_LOGS/"

@@ -33,6 +33,23 @@ HOST_PATHS=(/var/lib/kubelet /var/lib/cni /run/containerd /var/log/containers /v
 # Components in start order; down stops them in reverse.
 COMPONENTS=(registry etcd kube-apiserver kube-controller-manager kube-scheduler containerd kubelet)
 
+# Locks, in /run/lock so that they outlive the state directory: up.sh and
+# down.sh hold the state lock exclusively; test processes (test/e2e/kube) hold
+# the users lock shared while they use the cluster, and down.sh waits for them
+# (taking it exclusively) unless EPHEM_CLUSTER_FORCE=1. Lock order: users,
+# then state.
+LOCK_BASE="/run/lock/ephem-cluster-$(printf '%s' "$D" | sha256sum | cut -c1-12)"
+
+# lock_state takes the state lock on fd 8, waiting for a running up or down.
+lock_state() {
+	mkdir -p /run/lock
+	exec 8>"$LOCK_BASE.lock"
+	if ! flock -n 8; then
+		log "waiting for another up.sh or down.sh on $D to finish"
+		flock -w "${EPHEM_CLUSTER_LOCK_WAIT:-1800}" 8 || die "timed out waiting for $LOCK_BASE.lock"
+	fi
+}
+
 log() { printf '%s %s: %s\n' "$(date +%H:%M:%S)" "${0##*/}" "$*" >&2; }
 die() { log "error: $*"; exit 1; }
 
@@ -54,7 +71,8 @@ start_daemon() {
 	local name="$1"
 	shift
 	mkdir -p "$D/logs" "$D/run"
-	setsid "$@" </dev/null >>"$D/logs/$name.log" 2>&1 &
+	# Not holding our lock descriptors: a daemon must not keep the locks.
+	setsid "$@" </dev/null >>"$D/logs/$name.log" 2>&1 7>&- 8>&- &
 	echo $! >"$D/run/$name.pid"
 	log "started $name (pid $!)"
 }

@@ -183,6 +183,7 @@ start_node() {
 }
 
 main() {
+	lock_state
 	if [[ -d $D ]] && already_up; then
 		log "the cluster in $D is already up"
 		print_result
@@ -190,7 +191,7 @@ main() {
 	fi
 	if [[ -d $D/run ]]; then
 		log "found a stopped or partial cluster in $D; cleaning it up first"
-		"$here/down.sh" >&2
+		EPHEM_CLUSTER_FORCE=1 EPHEM_CLUSTER_LOCKED=1 "$here/down.sh" >&2
 	fi
 	ensure_packages
 	check_ports

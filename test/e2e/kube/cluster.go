@@ -127,18 +127,20 @@ func Up(ctx context.Context) (*Cluster, error) {
 	return c, nil
 }
 
-// Down runs hack/cluster/down.sh.
+// Down runs hack/cluster/down.sh, without waiting for other test processes
+// using the cluster (the caller is one of them, or holds them off).
 func Down(ctx context.Context) error {
 	scripts, err := ScriptsDir()
 	if err != nil {
 		return err
 	}
-	_, err = runScript(ctx, filepath.Join(scripts, "down.sh"))
+	_, err = runScript(ctx, filepath.Join(scripts, "down.sh"), "EPHEM_CLUSTER_FORCE=1")
 	return err
 }
 
 // Ensure returns the running cluster, starting it with up.sh when it is not
-// up. started reports whether Ensure started it (and so should stop it).
+// up. started reports whether Ensure started it. Test processes call Use
+// instead, which also coordinates stopping the cluster.
 func Ensure(ctx context.Context) (c *Cluster, started bool, err error) {
 	if c, err := Load(Dir()); err == nil && c.Healthy(ctx) == nil {
 		return c, false, nil
@@ -166,8 +168,9 @@ func (c *Cluster) Kubectl(ctx context.Context, args ...string) (stdout, stderr s
 	return o.String(), e.String(), nil
 }
 
-func runScript(ctx context.Context, path string) (string, error) {
+func runScript(ctx context.Context, path string, env ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, path)
+	cmd.Env = append(os.Environ(), env...)
 	var o bytes.Buffer
 	cmd.Stdout = &o
 	cmd.Stderr = os.Stderr

@@ -20,19 +20,17 @@ func TestMain(m *testing.M) {
 
 func run(m *testing.M) int {
 	ctx := context.Background()
-	c, started, err := kube.Ensure(ctx)
+	c, release, err := kube.Use(ctx)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e_kube: starting the test cluster:", err)
 		return 1
 	}
 	cluster = c
 	code := m.Run()
-	if started {
-		if err := kube.Down(ctx); err != nil {
-			fmt.Fprintln(os.Stderr, "e2e_kube: stopping the test cluster:", err)
-			if code == 0 {
-				code = 1
-			}
+	if err := release(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "e2e_kube: releasing the test cluster:", err)
+		if code == 0 {
+			code = 1
 		}
 	}
 	return code
