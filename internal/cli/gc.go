@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/ephem-dev/ephem/pkg/image"
+	"github.com/ephem-dev/ephem/pkg/runtime/local"
 	"github.com/spf13/cobra"
 )
 
@@ -14,12 +15,16 @@ func newGCCmd(g *GlobalOptions) *cobra.Command {
 		Long: `Sessions keep their mounts in their own mount namespace and their files on
 a tmpfs, so a killed ephem leaves nothing mounted on the host. What a killed
 pull can leave is a partial download or unpack in the cache's tmp directory;
-gc removes those that no running ephem holds.`,
+gc removes those that no running ephem holds, and the records of interactive
+sessions that ended while detached.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			store, err := image.Open(g.CacheDir)
 			if err != nil {
 				return fmt.Errorf("opening the image cache: %w", err)
+			}
+			if _, err := local.ListSessions(); err != nil {
+				return fmt.Errorf("pruning session records: %w", err)
 			}
 			return store.GC(cmd.Context())
 		},

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -16,7 +17,6 @@ import (
 	"github.com/ephem-dev/ephem/pkg/session"
 	"github.com/ephem-dev/ephem/pkg/spec"
 	"github.com/ephem-dev/ephem/pkg/target"
-	"golang.org/x/sys/unix"
 )
 
 // Options configure an Engine.
@@ -77,6 +77,9 @@ func (e *Engine) Debug(ctx context.Context, ref target.Ref, c spec.Container, st
 	if err := checkOverlay(ctx); err != nil {
 		return err
 	}
+	if c.TTY {
+		_, _ = ListSessions() // prune records of sessions that ended detached
+	}
 	tm.Mark("preflight")
 	proc, err := e.opts.Resolver.Resolve(ctx, ref)
 	if err != nil {
@@ -114,7 +117,17 @@ func (e *Engine) Debug(ctx context.Context, ref target.Ref, c spec.Container, st
 	}
 	s.timer = tm
 	tm.Mark("spawn")
-	return s.run(ctx, t, proc.Description)
+	if s.id != "" {
+		desc := Session{ID: s.id, Target: ref.String(), Image: c.Image, Command: cfg.Argv, Started: time.Now(), Relay: s.cmd.Process.Pid}
+		if err := writeSession(desc); err != nil {
+			fmt.Fprintf(e.opts.Log, "warning: recording session %s: %v\n", s.id, err)
+		}
+	}
+	err = s.relay(ctx, t, proc.Description)
+	if s.id != "" && !s.detached() {
+		removeSession(s.id)
+	}
+	return err
 }
 
 // containerConfig translates the spec and the image config into init's
@@ -192,6 +205,20 @@ func (e *Engine) start(ctx context.Context, t *openTarget, img *image.Image, cfg
 		cmd.Env = append(cmd.Env, nsenter.EnvRootIDs+"="+ids)
 	}
 	cmd.ExtraFiles = append([]*os.File{child}, t.files...)
+	// An interactive session can be detached from and reattached to: init
+	// inherits the listening socket ephem attach connects to.
+	var id string
+	if c.TTY {
+		var l *os.File
+		var err error
+		if id, l, err = listen(); err != nil {
+			host.Close()
+			return nil, err
+		}
+		defer l.Close()
+		cmd.Env = append(cmd.Env, envAttach+"="+strconv.Itoa(3+len(cmd.ExtraFiles)))
+		cmd.ExtraFiles = append(cmd.ExtraFiles, l)
+	}
 	if !c.TTY {
 		// The command gets the user's streams directly: no copying.
 		cmd.Stdout, cmd.Stderr = streams.Out, streams.Err
@@ -199,12 +226,18 @@ func (e *Engine) start(ctx context.Context, t *openTarget, img *image.Image, cfg
 			cmd.Stdin = streams.In
 		}
 	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: unix.SIGKILL}
+	// No parent-death signal: init ends the session when the control socket
+	// closes, unless the user detached, in which case the session outlives
+	// this process.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		host.Close()
+		if id != "" {
+			removeSession(id)
+		}
 		return nil, fmt.Errorf("%w: starting the container's init: %w", runtime.ErrOS, err)
 	}
-	s := &sess{e: e, cmd: cmd, ctl: &conn{f: host}, c: c, streams: streams}
+	s := &sess{e: e, cmd: cmd, ctl: &conn{f: host}, c: c, streams: streams, id: id}
 	if err := s.ctl.send(message{T: msgConfig, Config: cfg}); err != nil {
 		s.abort()
 		return nil, s.setupError(fmt.Errorf("%w: %w", runtime.ErrOS, err))

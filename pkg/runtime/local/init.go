@@ -3,6 +3,7 @@ package local
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/signal"
 	"strconv"
@@ -55,13 +56,14 @@ func errorMessage(err error) message {
 }
 
 func initMain(c *conn) (int, error) {
-	for _, k := range []string{nsenter.EnvJoin, nsenter.EnvCtl, nsenter.EnvRootfs, nsenter.EnvLower, nsenter.EnvNewPID} {
+	listener := attachListener()
+	for _, k := range []string{nsenter.EnvJoin, nsenter.EnvCtl, nsenter.EnvRootfs, nsenter.EnvLower, nsenter.EnvNewPID, nsenter.EnvRootIDs, envAttach} {
 		_ = os.Unsetenv(k)
 	}
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return 0, fmt.Errorf("becoming the session's subreaper: %w", err)
 	}
-	// SIGTERM is the relay's death (and so ephem's): end the session.
+	// SIGTERM is the relay's death: end the session.
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
 	m, _, err := c.recv()
@@ -81,10 +83,11 @@ func initMain(c *conn) (int, error) {
 		return 0, err
 	}
 	if p.master != nil {
+		// init keeps its copy of the master: a detached session's
+		// terminal outlives the client, for the next ephem attach.
 		if err := c.send(message{T: msgPTY}, int(p.master.Fd())); err != nil {
 			return 0, err
 		}
-		p.master.Close()
 	}
 	if err := p.start(); err != nil {
 		return 0, err
@@ -92,34 +95,98 @@ func initMain(c *conn) (int, error) {
 	if err := c.send(message{T: msgStarted}); err != nil {
 		p.killAll()
 	}
-	code, reported := supervise(c, p, term)
-	if reported {
-		_ = c.send(message{T: msgExit, Code: code})
+	code, last := supervise(c, p, term, listener)
+	if last != nil {
+		_ = last.send(message{T: msgExit, Code: code})
 	}
 	return code, nil
 }
 
-// supervise waits for the command, forwards signals the host asks for, and
-// kills the whole session when the command ends, the host goes away or init
-// is told to stop. It returns the command's exit code and whether the host
-// is still there to be told.
-func supervise(c *conn, p *process, term <-chan os.Signal) (int, bool) {
-	ctl := make(chan message)
-	ctlClosed := make(chan struct{})
+// attachListener is the inherited listening socket of an interactive
+// session, or nil.
+func attachListener() *net.UnixListener {
+	fd, err := strconv.Atoi(os.Getenv(envAttach))
+	if err != nil {
+		return nil
+	}
+	l, err := net.FileListener(os.NewFile(uintptr(fd), "ephem-attach"))
+	if err != nil {
+		return nil
+	}
+	ul, _ := l.(*net.UnixListener)
+	return ul
+}
+
+// client is the ephem process attached to the session.
+type client struct {
+	c      *conn
+	msgs   chan message
+	closed chan struct{}
+}
+
+func watchClient(c *conn) *client {
+	cl := &client{c: c, msgs: make(chan message), closed: make(chan struct{})}
 	go func() {
-		defer close(ctlClosed)
+		defer close(cl.closed)
 		for {
 			m, _, err := c.recv()
 			if err != nil {
 				return
 			}
-			ctl <- m
+			select {
+			case cl.msgs <- m:
+			case <-cl.closed:
+				return
+			}
 		}
 	}()
+	return cl
+}
+
+// accept passes reattaching clients on.
+func accept(l *net.UnixListener, out chan<- *conn) {
+	for {
+		uc, err := l.AcceptUnix()
+		if err != nil {
+			return
+		}
+		f, err := uc.File()
+		uc.Close()
+		if err == nil {
+			out <- &conn{f: f}
+		}
+	}
+}
+
+// supervise waits for the command, forwards the signals the client asks
+// for, and kills the whole session when the command ends, init is told to
+// stop, or the client goes away without detaching. A detached session keeps
+// running and is reattached through l. It returns the command's exit code
+// and the client to tell it to, if any.
+func supervise(c *conn, p *process, term <-chan os.Signal, l *net.UnixListener) (int, *conn) {
+	cur := watchClient(c)
+	attach := make(chan *conn)
+	if l != nil {
+		go accept(l, attach)
+	}
 	reaped := make(chan int)
 	go reap(p.cmd.Process.Pid, reaped)
-	code, host := -1, true
+	code := -1
 	var kill <-chan struct{}
+	stop := func() {
+		if kill == nil {
+			kill = p.killAll()
+		}
+	}
+	var msgs <-chan message
+	var closed <-chan struct{}
+	follow := func(cl *client) {
+		cur, msgs, closed = cl, nil, nil
+		if cl != nil {
+			msgs, closed = cl.msgs, cl.closed
+		}
+	}
+	follow(cur)
 	for {
 		select {
 		case status, ok := <-reaped:
@@ -127,31 +194,41 @@ func supervise(c *conn, p *process, term <-chan os.Signal) (int, bool) {
 				if code < 0 {
 					code = 137
 				}
-				return code, host
+				if cur == nil {
+					return code, nil
+				}
+				return code, cur.c
 			}
 			code = status
-			if kill == nil {
-				kill = p.killAll()
-			}
-		case m := <-ctl:
+			stop()
+		case m := <-msgs:
 			switch m.T {
 			case msgSignal:
 				p.signal(unix.Signal(m.Signal))
 			case msgKill:
-				if kill == nil {
-					kill = p.killAll()
-				}
+				stop()
+			case msgDetach:
+				cur.c.f.Close()
+				follow(nil)
 			}
-		case <-ctlClosed:
-			ctlClosed, host = nil, false
-			if kill == nil {
-				kill = p.killAll()
+		case <-closed:
+			// The client went away without detaching (killed, say).
+			follow(nil)
+			stop()
+		case nc := <-attach:
+			if cur != nil || p.master == nil {
+				_ = nc.send(message{T: msgError, Kind: "busy", Msg: "the session is attached elsewhere"})
+				nc.f.Close()
+				continue
 			}
+			if err := nc.send(message{T: msgPTY}, int(p.master.Fd())); err != nil {
+				nc.f.Close()
+				continue
+			}
+			follow(watchClient(nc))
 		case <-term:
-			host = false
-			if kill == nil {
-				kill = p.killAll()
-			}
+			follow(nil)
+			stop()
 		}
 	}
 }

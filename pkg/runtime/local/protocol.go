@@ -13,12 +13,17 @@ const (
 	msgConfig  = "config"  // host → init: the initConfig
 	msgSignal  = "signal"  // host → init: deliver Signal to the command
 	msgKill    = "kill"    // host → init: end the session now
+	msgDetach  = "detach"  // host → init: the client leaves; keep running
 	msgError   = "error"   // init → host: setting up failed
 	msgWarning = "warning" // init → host: something optional failed
 	msgPTY     = "pty"     // init → host: the terminal's master, as SCM_RIGHTS
 	msgStarted = "started" // init → host: the command runs
 	msgExit    = "exit"    // init → host: the command ended with Code
 )
+
+// envAttach names init's descriptor of the listening socket a detached
+// session is reattached through.
+const envAttach = "_EPHEM_ATTACH"
 
 // message is one datagram on the control socket.
 type message struct {

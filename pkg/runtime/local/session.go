@@ -14,15 +14,26 @@ import (
 	"github.com/ephem-dev/ephem/pkg/spec"
 )
 
-// sess is one running debug container seen from the host.
+var errConnRefused = syscall.ECONNREFUSED
+
+// sess is one running debug container seen from the host: the session
+// ephem started (cmd is its relay) or one it reattached to (cmd is nil).
 type sess struct {
 	e       *Engine
 	cmd     *exec.Cmd
 	ctl     *conn
+	id      string // the reattachment ID of an interactive session
 	c       spec.Container
 	streams session.Streams
 	timer   *runtime.Timer
+	// left is set when the user detached and the session outlives us.
+	left bool
 }
+
+// detached says whether the user detached from the session.
+func (s *sess) detached() bool { return s.left }
+
+func specTTY() spec.Container { return spec.Container{Stdin: true, TTY: true} }
 
 type received struct {
 	m   message
@@ -30,8 +41,9 @@ type received struct {
 	err error
 }
 
-// run relays the session until the command's exit code is known.
-func (s *sess) run(ctx context.Context, t *openTarget, what string) error {
+// relay runs the session until the command's exit code is known, the user
+// detaches, or it fails. t, the target, is nil when reattaching.
+func (s *sess) relay(ctx context.Context, t *openTarget, what string) error {
 	defer s.ctl.f.Close()
 	msgs := make(chan received)
 	go func() {
@@ -43,7 +55,10 @@ func (s *sess) run(ctx context.Context, t *openTarget, what string) error {
 			}
 		}
 	}()
-	gone := t.exited()
+	var gone <-chan struct{}
+	if t != nil {
+		gone = t.exited()
+	}
 	var (
 		termDone   = make(chan error, 1)
 		grace      <-chan time.Time
@@ -59,7 +74,7 @@ func (s *sess) run(ctx context.Context, t *openTarget, what string) error {
 				// and the target's own exit completes once the relay has
 				// reaped our init.
 				s.wait()
-				if !targetGone {
+				if !targetGone && t != nil {
 					select {
 					case <-gone:
 						targetGone = true
@@ -97,8 +112,17 @@ func (s *sess) run(ctx context.Context, t *openTarget, what string) error {
 			}
 		case err := <-termDone:
 			if errors.Is(err, session.ErrDetached) {
-				fmt.Fprintln(s.e.opts.Log, "detached: ending the session (the local engine does not keep detached sessions yet)")
-				_ = s.ctl.send(message{T: msgKill})
+				if s.id == "" {
+					fmt.Fprintln(s.e.opts.Log, "detached: ending the session (it has no terminal to reattach to)")
+					_ = s.ctl.send(message{T: msgKill})
+					continue
+				}
+				if err := s.ctl.send(message{T: msgDetach}); err != nil {
+					return fmt.Errorf("%w: detaching: %w", runtime.ErrOS, err)
+				}
+				s.left = true
+				fmt.Fprintf(s.e.opts.Log, "\r\ndetached: session %s keeps running; reattach with: ephem attach %s\r\n", s.id, s.id)
+				return nil
 			}
 		case <-gone:
 			gone, targetGone = nil, true
@@ -139,18 +163,19 @@ func (s *sess) setupError(err error, m ...message) error {
 	case "notfound":
 		return &runtime.ExitError{Code: 127, Err: err}
 	}
-	if m[0].Errno == int(syscall.ENOSPC) {
-		return fmt.Errorf("%w: %w", runtime.ErrOS, err)
-	}
 	return fmt.Errorf("%w: setting up the debug container: %w", runtime.ErrOS, err)
 }
 
 // abort kills the init and its relay.
 func (s *sess) abort() {
 	_ = s.ctl.send(message{T: msgKill})
-	if s.cmd.Process != nil {
+	if s.cmd != nil && s.cmd.Process != nil {
 		_ = s.cmd.Process.Kill()
 	}
 }
 
-func (s *sess) wait() { _ = s.cmd.Wait() }
+func (s *sess) wait() {
+	if s.cmd != nil {
+		_ = s.cmd.Wait()
+	}
+}

@@ -62,6 +62,13 @@ func assertClean(t *testing.T, f *fixture, marker string) {
 	if ents, _ := os.ReadDir(f.cache + "/tmp"); len(ents) > 0 {
 		t.Errorf("the cache's tmp directory is not empty: %v", ents)
 	}
+	// Records of a session that ended detached go at the next start or gc.
+	if r := f.ephem(t, "gc"); r.ExitCode != 0 {
+		t.Fatalf("gc: %s", r.Stderr)
+	}
+	if ents, _ := os.ReadDir("/run/ephem/sessions"); len(ents) > 0 {
+		t.Errorf("session records left: %v", ents)
+	}
 }
 
 // TestNothingLeftBehind: background and double-forked processes of a

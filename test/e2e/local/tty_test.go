@@ -65,15 +65,67 @@ func TestPullProgressOnTTY(t *testing.T) {
 	}
 }
 
-// TestDetach: the detach keys end the attachment; the local engine does
-// not keep detached sessions, so it ends the session and says so.
-func TestDetach(t *testing.T) {
+// TestDetachAndAttach: ctrl-p ctrl-q detaches from an interactive session,
+// which keeps running; ephem ls lists it and ephem attach reattaches, one
+// client at a time; its exit code is the attaching ephem's. A client killed
+// without detaching ends the session, as the first one does.
+func TestDetachAndAttach(t *testing.T) {
 	f := setup(t)
 	tg := startTarget(t, f, targetOptions{})
+	const d = 10 * time.Second
 	term := ephemTerminal(t, f, f.cache, "debug", tg.ref(), "-q", "-it", "--image", f.busybox, "--", "sh")
-	term.Expect(t, "/ # ", 10*time.Second)
+	term.Expect(t, "/ # ", d)
+	term.Send(t, "sleep 3601 &\r")
+	waitFor(t, d, "the background job", func() bool { return len(procs("sleep 3601")) == 1 })
 	term.Send(t, "\x10\x11")
-	term.Wait(t, 10*time.Second)
-	term.Expect(t, "detached", time.Second)
-	assertClean(t, f, "ephem-init")
+	if code := term.Wait(t, d); code != 0 {
+		t.Fatalf("detach: exit %d:\n%s", code, term.Screen())
+	}
+	m := regexp.MustCompile(`reattach with: ephem attach ([0-9a-f]+)`).FindStringSubmatch(term.Screen())
+	if m == nil {
+		t.Fatalf("no reattach hint:\n%s", term.Screen())
+	}
+	id := m[1]
+	if len(procs("sleep 3601")) != 1 {
+		t.Fatal("the session did not survive the detach")
+	}
+	if out := f.ephem(t, "ls").Stdout; !strings.Contains(out, id) || !strings.Contains(out, tg.ref()) {
+		t.Errorf("ephem ls does not list session %s:\n%s", id, out)
+	}
+
+	again := ephemTerminal(t, f, f.cache, "attach", id)
+	again.Send(t, "\r")
+	again.Expect(t, "/ # ", d)
+	// One client at a time.
+	if r := f.ephem(t, "attach", id); r.ExitCode == 0 || !strings.Contains(r.Stderr, "attached elsewhere") {
+		t.Errorf("second attach: exit %d %q, want a refusal", r.ExitCode, r.Stderr)
+	}
+	again.Send(t, "jobs; echo back-$((3+3)); exit 6\r")
+	again.Expect(t, "back-6", d)
+	if code := again.Wait(t, d); code != 6 {
+		t.Errorf("attach: exit %d, want the shell's 6:\n%s", code, again.Screen())
+	}
+	assertClean(t, f, "sleep 3601")
+	if out := f.ephem(t, "ls").Stdout; strings.Contains(out, id) {
+		t.Errorf("ephem ls still lists the ended session:\n%s", out)
+	}
+	if r := f.ephem(t, "attach", id); r.ExitCode != 66 {
+		t.Errorf("attach to an ended session: exit %d, want 66", r.ExitCode)
+	}
+
+	// A reattached client killed without detaching ends the session.
+	term = ephemTerminal(t, f, f.cache, "debug", tg.ref(), "-q", "-it", "--image", f.busybox, "--", "sh")
+	term.Expect(t, "/ # ", d)
+	term.Send(t, "sleep 3602 &\r")
+	waitFor(t, d, "the background job", func() bool { return len(procs("sleep 3602")) == 1 })
+	term.Send(t, "\x10\x11")
+	term.Wait(t, d)
+	id = regexp.MustCompile(`ephem attach ([0-9a-f]+)`).FindStringSubmatch(term.Screen())[1]
+	cmd := exec.Command(f.bin, "attach", id)
+	cmd.Env = append(os.Environ(), "EPHEM_CACHE_DIR="+f.cache)
+	again = e2eutil.StartTerminal(t, cmd)
+	again.Send(t, "\r")
+	again.Expect(t, "/ # ", d)
+	_ = cmd.Process.Kill()
+	assertClean(t, f, "sleep 3602")
 }
