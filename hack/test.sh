@@ -8,6 +8,9 @@
 #   apt      installs the Debian packages the tests need (only the missing ones)
 #   gofmt    lists Go files that gofmt would change
 #   vet      go vet ./...
+#   lint     golangci-lint (version pinned below, built from the Go module
+#            proxy) with .golangci.yml: errcheck, errorlint, staticcheck,
+#            revive, gosec, misspell, gofmt, goimports
 #   test     go test ./... -count=1: unit tests and the local engine's
 #            end-to-end tests (test/e2e/local: real processes, a real dockerd
 #            from hack/dockerd.sh, a real registry on 127.0.0.1)
@@ -144,6 +147,7 @@ if ! hack/dockerd.sh status 2>/dev/null; then
 fi
 step gofmt check_gofmt
 step vet go vet ./...
+step lint go run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0 run --build-tags e2e_kube ./...
 step test go test ./... -count=1 -timeout 30m
 if [ "$QUICK" -eq 1 ]; then
 	SUMMARY+=("$(printf '%-6s SKIP  (--quick)' kube)")

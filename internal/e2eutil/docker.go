@@ -115,7 +115,7 @@ func dockerHostFrom(out string) (string, error) {
 	last := lines[len(lines)-1]
 	host, ok := strings.CutPrefix(last, "DOCKER_HOST=")
 	if !ok || host == "" {
-		return "", fmt.Errorf("hack/dockerd.sh start printed %q last, want DOCKER_HOST=...", last)
+		return "", fmt.Errorf("hack/dockerd.sh start printed %q last, want a DOCKER_HOST= line", last)
 	}
 	return host, nil
 }

@@ -93,7 +93,7 @@ func TestBusyboxLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cf.OS != "linux" || cf.Architecture == "" || !cf.Created.Time.Equal(testimages.Epoch) {
+	if cf.OS != "linux" || cf.Architecture == "" || !cf.Created.Equal(testimages.Epoch) {
 		t.Errorf("config os/arch/created = %s/%s/%s", cf.OS, cf.Architecture, cf.Created)
 	}
 	// A second build from a cold cache gives the same digest.

@@ -86,7 +86,7 @@ func (b *Backend) waitFor(ctx context.Context, p *corev1.Pod, name, what string,
 		if p2 != nil {
 			p = p2
 		}
-		if err != errRewatch {
+		if !errors.Is(err, errRewatch) {
 			if err == nil {
 				return p, nil
 			}

@@ -151,7 +151,7 @@ func accept(l *net.UnixListener, out chan<- *conn) {
 			return
 		}
 		f, err := uc.File()
-		uc.Close()
+		_ = uc.Close()
 		if err == nil {
 			out <- &conn{f: f}
 		}

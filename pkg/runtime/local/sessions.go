@@ -137,7 +137,7 @@ func (e *Engine) Attach(ctx context.Context, id string, streams session.Streams)
 		return fmt.Errorf("%w: connecting to session %s: %w", runtime.ErrOS, id, err)
 	}
 	f, err := c.File()
-	c.Close()
+	_ = c.Close()
 	if err != nil {
 		return fmt.Errorf("%w: connecting to session %s: %w", runtime.ErrOS, id, err)
 	}

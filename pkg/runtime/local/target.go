@@ -24,11 +24,10 @@ var alwaysJoined = map[string]bool{"ipc": true, "uts": true, "net": true, "pid":
 // descriptor per namespace to join, so a recycled PID cannot swap the
 // target between the check and the join.
 type openTarget struct {
-	pid    int
-	pidfd  int
-	ns     []string
-	files  []*os.File
-	status string
+	pid   int
+	pidfd int
+	ns    []string
+	files []*os.File
 }
 
 // open opens pid's namespaces. sharePID says whether to join its PID

@@ -5,6 +5,7 @@ package kube_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"strings"
@@ -42,7 +43,8 @@ func ephemEnv(t *testing.T, ns string, env []string, args ...string) ephemResult
 	start := time.Now()
 	err := cmd.Run()
 	r := ephemResult{Stdout: out.String(), Stderr: errb.String(), Took: time.Since(start)}
-	if ee, ok := err.(*exec.ExitError); ok {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
 		r.Code = ee.ExitCode()
 	} else if err != nil {
 		t.Fatalf("running ephem %v: %v", args, err)

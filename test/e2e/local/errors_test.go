@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -194,7 +195,7 @@ func uniqueImage(t *testing.T, f *fixture, entry *tar.Header) (v1.Image, v1.Hash
 }
 
 // damageBlob corrupts a blob in the registry's storage.
-func damageBlob(t *testing.T, f *fixture, d v1.Hash, how string) {
+func damageBlob(t *testing.T, _ *fixture, d v1.Hash, how string) {
 	t.Helper()
 	var path string
 	_ = filepath.WalkDir(os.TempDir(), func(p string, e os.DirEntry, err error) error {
@@ -244,7 +245,8 @@ func TestNotRoot(t *testing.T) {
 		"debug", "pid:1", "--cache-dir", dir, "--image", f.busybox, "--", "true")
 	out, err := cmd.CombinedOutput()
 	var code int
-	if ee, ok := err.(*exec.ExitError); ok {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
 		code = ee.ExitCode()
 	}
 	if code != 77 || !strings.Contains(string(out), "needs root") {
@@ -266,7 +268,8 @@ func TestNoOverlay(t *testing.T) {
 	cmd.Env = append(os.Environ(), "EPHEM_CACHE_DIR="+f.cache)
 	out, err := cmd.CombinedOutput()
 	var code int
-	if ee, ok := err.(*exec.ExitError); ok {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
 		code = ee.ExitCode()
 	}
 	if code != 69 || !strings.Contains(string(out), "overlay") {
