@@ -53,7 +53,8 @@ stop_processes() {
 			kill -TERM "$pid" 2>/dev/null || true
 		fi
 	done
-	for c in "${!pids[@]}"; do stop_pid "$c" "${pids[$c]}" 10; done
+	# Their state is deleted anyway: do not wait long for graceful exits.
+	for c in "${!pids[@]}"; do stop_pid "$c" "${pids[$c]}" 5; done
 	# Whatever is left that refers to our directory: containerd shims,
 	# components whose pid file was lost.
 	local cmd id sock
