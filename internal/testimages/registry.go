@@ -2,12 +2,14 @@ package testimages
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -87,15 +89,21 @@ func StartRegistry(ctx context.Context, dir string) (addr string, stop func() er
 	}
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
+	var once sync.Once
+	var stopErr error
 	stop = func() error {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		return nil
+		once.Do(func() {
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			var err error
+			select {
+			case err = <-done:
+			case <-time.After(5 * time.Second):
+				_ = cmd.Process.Kill()
+				err = <-done
+			}
+			stopErr = stoppedBySignal(err)
+		})
+		return stopErr
 	}
 	if err := WaitRegistry(ctx, addr, 15*time.Second); err != nil {
 		_ = stop()
@@ -149,6 +157,16 @@ func WaitRegistry(ctx context.Context, addr string, timeout time.Duration) error
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// stoppedBySignal returns the error of a registry's exit, or nil if it
+// exited cleanly or because we signalled it.
+func stoppedBySignal(err error) error {
+	var exit *exec.ExitError
+	if err == nil || (errors.As(err, &exit) && !exit.Exited()) {
+		return nil
+	}
+	return fmt.Errorf("stopping docker-registry: %w", err)
 }
 
 func freeAddr() (string, error) {

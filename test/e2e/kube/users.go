@@ -38,17 +38,17 @@ func Use(ctx context.Context) (c *Cluster, release func(context.Context) error, 
 	}
 	// Blocks while down.sh stops the cluster.
 	if err := syscall.Flock(int(users.Fd()), syscall.LOCK_SH); err != nil {
-		users.Close()
+		_ = users.Close()
 		return nil, nil, fmt.Errorf("locking the cluster's users lock: %w", err)
 	}
 	c, started, err := Ensure(ctx)
 	if err != nil {
-		users.Close()
+		_ = users.Close()
 		return nil, nil, err
 	}
 	if started {
 		if err := os.WriteFile(filepath.Join(dir, startedByTest), nil, 0o644); err != nil {
-			users.Close()
+			_ = users.Close()
 			return nil, nil, fmt.Errorf("marking the cluster as started by a test: %w", err)
 		}
 	}
@@ -57,7 +57,9 @@ func Use(ctx context.Context) (c *Cluster, release func(context.Context) error, 
 
 func releaseCluster(ctx context.Context, dir string, users *os.File) error {
 	// Closing drops our shared lock; then see whether anyone else holds it.
-	users.Close()
+	if err := users.Close(); err != nil {
+		return fmt.Errorf("releasing the cluster's users lock: %w", err)
+	}
 	if _, err := os.Stat(filepath.Join(dir, startedByTest)); err != nil {
 		return nil // started by hand or by CI: leave it up
 	}
