@@ -33,6 +33,16 @@ const (
 func TestLifecycle(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
+	// Other test processes may be using the cluster: wait for them, and keep
+	// new ones out until the cluster is back.
+	if err := lease.Exclusive(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if err := lease.Shared(ctx); err != nil {
+			t.Error(err)
+		}
+	}()
 
 	// Give down.sh something to clean: pods with volumes, netns, veths.
 	// (down.sh wipes the namespace with the cluster.)

@@ -11,8 +11,12 @@ import (
 	"github.com/ephem-dev/ephem/test/e2e/kube"
 )
 
-// cluster is the running test cluster, started by TestMain when needed.
-var cluster *kube.Cluster
+var (
+	// cluster is the running test cluster, started by TestMain when needed.
+	cluster *kube.Cluster
+	// lease is this process's use of the cluster.
+	lease *kube.Lease
+)
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
@@ -20,14 +24,14 @@ func TestMain(m *testing.M) {
 
 func run(m *testing.M) int {
 	ctx := context.Background()
-	c, release, err := kube.Use(ctx)
+	c, l, err := kube.Use(ctx)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "e2e_kube: starting the test cluster:", err)
 		return 1
 	}
-	cluster = c
+	cluster, lease = c, l
 	code := m.Run()
-	if err := release(ctx); err != nil {
+	if err := lease.Release(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e_kube: releasing the test cluster:", err)
 		if code == 0 {
 			code = 1
