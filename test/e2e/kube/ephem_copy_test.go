@@ -86,3 +86,30 @@ func TestEphemCopy(t *testing.T) {
 		t.Errorf("--replace: the copy is missing: %v", err)
 	}
 }
+
+// TestEphemCopyTTY runs an interactive shell in a copy: the copy restarts
+// its containers always, so the shell's exit must still come back as its
+// code, without the session shown twice.
+func TestEphemCopyTTY(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	ns := cluster.Namespace(t, nil)
+	w, err := cluster.DeployDistroless(ctx, ns, "py-serv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	term := ephemTTY(t, ns, "debug", "pod/"+w.Pod.Name, "--copy-to", "py-serv-tty", "-it", "--image", cluster.Image("busybox"), "--", "sh")
+	term.expect(t, "If you don't see a command prompt")
+	term.send(t, "\r")
+	term.expect(t, "# ")
+	term.send(t, "wget -qO- localhost:80; echo; echo tty-$((6*7))\r")
+	term.expect(t, "tty-42")
+	term.send(t, "exit 5\r")
+	if code := term.wait(t); code != 5 {
+		t.Errorf("exit %d, want the shell's 5:\n%s", code, term.screen())
+	}
+	if s := term.screen(); !strings.Contains(s, kube.Reply) || strings.Count(s, "tty-42") > 1 {
+		t.Errorf("want the server's reply, and the session once:\n%s", s)
+	}
+}

@@ -91,3 +91,33 @@ func waitNoPods(ctx context.Context, t *testing.T, ns string) {
 		t.Error(err)
 	}
 }
+
+// TestEphemNodeTTY runs an interactive shell on the node: it sees the
+// host's init, its exit code comes back and the pod is deleted.
+func TestEphemNodeTTY(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	ns := cluster.Namespace(t, nil)
+	nodes, err := cluster.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil || len(nodes.Items) == 0 {
+		t.Fatalf("listing nodes: %v", err)
+	}
+	term := ephemTTY(t, ns, "debug", "node/"+nodes.Items[0].Name, "-it", "--image", cluster.Image("busybox"), "--", "sh")
+	term.expect(t, "If you don't see a command prompt")
+	term.send(t, "\r")
+	term.expect(t, "# ")
+	term.send(t, "ls /host/etc/hostname; echo tty-$((6*7))\r")
+	term.expect(t, "tty-42")
+	if s := term.screen(); !strings.Contains(s, "/host/etc/hostname") {
+		t.Errorf("no /host/etc/hostname:\n%s", s)
+	}
+	term.send(t, "exit 5\r")
+	if code := term.wait(t); code != 5 {
+		t.Errorf("exit %d, want the shell's 5:\n%s", code, term.screen())
+	}
+	if strings.Count(term.screen(), "tty-42") > 1 {
+		t.Errorf("the session's output was shown again:\n%s", term.screen())
+	}
+	waitNoPods(ctx, t, ns)
+}
