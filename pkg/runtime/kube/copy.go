@@ -35,6 +35,8 @@ type CopyOptions struct {
 // and no --image, the target container as the one to follow), deletes the
 // original with --replace, runs the session and leaves the copy running.
 func (b *Backend) debugCopy(ctx context.Context, p *corev1.Pod, containerName string, c spec.Container, streams session.Streams) error {
+	b.timer = runtime.NewTimer(b.opts.Log)
+	defer b.timer.Report()
 	tname, err := targetContainer(p, firstNonEmpty(containerName, c.TargetContainer))
 	if err != nil {
 		return err
@@ -53,6 +55,7 @@ func (b *Backend) debugCopy(ctx context.Context, p *corev1.Pod, containerName st
 	if err != nil {
 		return b.createError(err, cp)
 	}
+	b.timer.Mark("create")
 	fmt.Fprintf(b.opts.Log, "created pod %s, a copy of %s, debugging container %s\n", created.Name, p.Name, name)
 	defer fmt.Fprintf(b.opts.Log, "pod %s keeps running; delete it with: kubectl delete pod %s -n %s\n", created.Name, created.Name, created.Namespace)
 	if b.opts.Copy.Replace {

@@ -34,9 +34,12 @@ var deleteTimeout = 30 * time.Second
 // filesystem at /host. With --rm (RemoveNodePod) the pod is deleted at the
 // end, whatever the outcome.
 func (b *Backend) debugNode(ctx context.Context, node string, c spec.Container, streams session.Streams) error {
+	b.timer = runtime.NewTimer(b.opts.Log)
+	defer b.timer.Report()
 	if _, err := b.client.GetNode(ctx, node); err != nil {
 		return b.nodeError(err, node)
 	}
+	b.timer.Mark("node")
 	p, err := b.nodePod(node, c)
 	if err != nil {
 		return err
@@ -51,6 +54,7 @@ func (b *Backend) debugNode(ctx context.Context, node string, c spec.Container, 
 	if err != nil {
 		return b.createError(err, p)
 	}
+	b.timer.Mark("create")
 	name := created.Spec.Containers[0].Name
 	fmt.Fprintf(b.opts.Log, "created pod %s on node %s, debugging container %s\n", created.Name, node, name)
 	detached := false
@@ -119,6 +123,7 @@ func (b *Backend) podSession(ctx context.Context, p *corev1.Pod, name string, c 
 	if err != nil {
 		return false, err
 	}
+	b.timer.Mark("running")
 	s, _ := containerStatus(p, name)
 	switch {
 	case s.State.Terminated != nil:
@@ -145,6 +150,8 @@ func (b *Backend) podSession(ctx context.Context, p *corev1.Pod, name string, c 
 	if err != nil {
 		return false, err
 	}
+	b.timer.Mark("session")
+	defer b.timer.Mark("terminated")
 	if ctx.Err() != nil {
 		return false, &runtime.ExitError{Code: 130, Err: fmt.Errorf("interrupted while following %s in pod %s: %w", name, p.Name, ctx.Err())}
 	}
@@ -174,6 +181,7 @@ func (b *Backend) podLogs(ctx context.Context, p *corev1.Pod, name string, w io.
 // exitCode read ephemeral ones, so that they serve pods ephem creates.
 type statusView struct{ Client }
 
+// GetPod implements Client with asEphemeral applied.
 func (v statusView) GetPod(ctx context.Context, ns, name string) (*corev1.Pod, error) {
 	p, err := v.Client.GetPod(ctx, ns, name)
 	if err != nil {
@@ -182,6 +190,7 @@ func (v statusView) GetPod(ctx context.Context, ns, name string) (*corev1.Pod, e
 	return asEphemeral(p), nil
 }
 
+// WatchPods implements Client with asEphemeral applied to every event.
 func (v statusView) WatchPods(ctx context.Context, ns string, opts metav1.ListOptions) (watch.Interface, error) {
 	w, err := v.Client.WatchPods(ctx, ns, opts)
 	if err != nil {
@@ -200,8 +209,10 @@ type viewWatch struct {
 	once sync.Once
 }
 
+// ResultChan implements watch.Interface.
 func (w *viewWatch) ResultChan() <-chan watch.Event { return w.out }
 
+// Stop implements watch.Interface; it may be called more than once.
 func (w *viewWatch) Stop() {
 	w.once.Do(func() { close(w.done); w.in.Stop() })
 }
