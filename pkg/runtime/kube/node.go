@@ -120,6 +120,9 @@ func (b *Backend) podSession(ctx context.Context, p *corev1.Pod, name string, c 
 	v := *b
 	v.client = statusView{b.client}
 	p, err := v.waitFor(ctx, asEphemeral(p), name, "running", running)
+	if err != nil && ctx.Err() != nil {
+		return false, interrupted(ctx, p, name)
+	}
 	if err != nil {
 		return false, err
 	}
@@ -153,9 +156,15 @@ func (b *Backend) podSession(ctx context.Context, p *corev1.Pod, name string, c 
 	b.timer.Mark("session")
 	defer b.timer.Mark("terminated")
 	if ctx.Err() != nil {
-		return false, &runtime.ExitError{Code: 130, Err: fmt.Errorf("interrupted while following %s in pod %s: %w", name, p.Name, ctx.Err())}
+		return false, interrupted(ctx, p, name)
 	}
 	return false, v.exitCode(ctx, p, name)
+}
+
+// interrupted is the error of a session ended by a signal (ctx
+// cancelled): exit code 130, as a shell reports SIGINT.
+func interrupted(ctx context.Context, p *corev1.Pod, name string) error {
+	return &runtime.ExitError{Code: 130, Err: fmt.Errorf("interrupted while following %s in pod %s: %w", name, p.Name, ctx.Err())}
 }
 
 // podLogs copies the output of container name to w: that of its first

@@ -138,8 +138,9 @@ func TestDebugNodeRemovesPodOnCancel(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	start := time.Now()
-	if err := b.Debug(ctx, nodeRef, spec.Container{Image: "busybox"}, testStreams()); err == nil {
-		t.Fatal("no error from a cancelled session")
+	err := b.Debug(ctx, nodeRef, spec.Container{Image: "busybox"}, testStreams())
+	if exit := (*runtime.ExitError)(nil); !errors.As(err, &exit) || exit.Code != 130 || !strings.Contains(err.Error(), "interrupted") {
+		t.Fatalf("error %v, want exit code 130 saying the session was interrupted", err)
 	}
 	if time.Since(start) > 10*time.Second {
 		t.Errorf("cancel took %v", time.Since(start))
