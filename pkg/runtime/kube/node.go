@@ -285,10 +285,11 @@ func (b *Backend) createError(err error, p *corev1.Pod) error {
 		return fmt.Errorf("%w: pod %s already exists in namespace %s: pick another name, or delete it with: kubectl delete pod %s -n %s", runtime.ErrInvalidSpec, p.Name, p.Namespace, p.Name, p.Namespace)
 	case apierrors.IsForbidden(err) && strings.Contains(msg, "PodSecurity"):
 		return fmt.Errorf("%w: namespace %s does not admit pod %s: use a profile it admits, or another namespace (-n): %s", ErrDenied, p.Namespace, p.Name, msg)
-	case apierrors.IsForbidden(err) && strings.Contains(msg, "admission webhook"):
-		return fmt.Errorf("%w: an admission webhook refused pod %s: %s", ErrDenied, p.Name, msg)
-	case apierrors.IsForbidden(err):
+	case apierrors.IsForbidden(err) && strings.Contains(msg, " cannot create resource"):
 		return fmt.Errorf("%w: you may not create pods in namespace %s (RBAC: verb create on pods): %s", runtime.ErrPermission, p.Namespace, msg)
+	case apierrors.IsForbidden(err):
+		// An admission plugin or webhook: quotas, service accounts, policies.
+		return fmt.Errorf("%w: the API server refused pod %s: %s", ErrDenied, p.Name, msg)
 	case apierrors.IsInvalid(err):
 		return fmt.Errorf("%w: the API server rejected pod %s: %s", runtime.ErrInvalidSpec, p.Name, msg)
 	case apierrors.IsUnauthorized(err):

@@ -15,8 +15,10 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	kruntime "k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/kubernetes/fake"
 )
 
@@ -147,5 +149,27 @@ func TestDebugNodeRemovesPodOnCancel(t *testing.T) {
 	}
 	if left := nodePods(t, cs); len(left) != 0 {
 		t.Errorf("pods left after cancel: %v", left)
+	}
+}
+
+func TestCreateError(t *testing.T) {
+	b := NewForClient(Options{}, clientset{fake.NewClientset()}, nil, "ops")
+	p := testPod("web")
+	gr := schema.GroupResource{Resource: "pods"}
+	tests := []struct {
+		err    error
+		is     error
+		saying string
+	}{
+		{apierrors.NewAlreadyExists(gr, "web"), runtime.ErrInvalidSpec, "kubectl delete pod web -n shop"},
+		{apierrors.NewForbidden(gr, "web", errors.New(`User "dev" cannot create resource "pods" in API group ""`)), runtime.ErrPermission, "RBAC"},
+		{apierrors.NewForbidden(gr, "web", errors.New(`error looking up service account shop/default`)), ErrDenied, "service account"},
+		{apierrors.NewForbidden(gr, "web", errors.New(`violates PodSecurity "baseline:latest": host namespaces`)), ErrDenied, "use a profile"},
+		{apierrors.NewInvalid(schema.GroupKind{Kind: "Pod"}, "web", nil), runtime.ErrInvalidSpec, "rejected"},
+	}
+	for _, tt := range tests {
+		if err := b.createError(tt.err, p); !errors.Is(err, tt.is) || !strings.Contains(err.Error(), tt.saying) {
+			t.Errorf("createError(%v) = %v, want %v saying %q", tt.err, err, tt.is, tt.saying)
+		}
 	}
 }
