@@ -43,6 +43,13 @@ func TestLifecycle(t *testing.T) {
 			t.Error(err)
 		}
 	}()
+	// Converting a flock is not atomic: a down.sh that was waiting may have
+	// stopped the cluster meanwhile. Make sure it is up.
+	c, _, err := kube.Ensure(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cluster = c
 
 	// Give down.sh something to clean: pods with volumes, netns, veths.
 	// (down.sh wipes the namespace with the cluster.)
@@ -65,14 +72,14 @@ func TestLifecycle(t *testing.T) {
 	t.Logf("before down.sh: %d processes, %d pod netns, %d mounts, %d veths",
 		len(before.pids), len(before.netns), len(before.mounts), len(before.veths))
 	start := time.Now()
-	if err := kube.Down(ctx); err != nil {
+	if err := lease.Down(ctx); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("down.sh took %s", time.Since(start).Round(time.Millisecond))
 	assertClean(t, cluster.Dir, before)
 
 	start = time.Now()
-	c, err := kube.Up(ctx)
+	c, err = lease.Up(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}

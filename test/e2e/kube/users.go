@@ -26,8 +26,9 @@ const startedByTest = "started-by-test"
 // Lease is a test process's use of the cluster: it holds the cluster's users
 // lock shared, so down.sh (and other leases going exclusive) wait for it.
 type Lease struct {
-	dir string
-	f   *os.File
+	dir           string
+	f             *os.File
+	startedByTest bool // by Down, for Up
 }
 
 // Use returns the running cluster for a test process, starting it with up.sh
@@ -64,11 +65,35 @@ func Use(ctx context.Context) (*Cluster, *Lease, error) {
 
 // Exclusive waits until no other test process uses the cluster and keeps
 // new ones out, for a test that stops or restarts it. Shared lets them in
-// again.
+// again. Converting a flock is not atomic, so a waiting down.sh may stop the
+// cluster before Exclusive returns: check the cluster afterwards (Ensure).
 func (l *Lease) Exclusive(ctx context.Context) error { return l.lock(ctx, syscall.LOCK_EX) }
 
 // Shared turns an exclusive lease back into a shared one.
 func (l *Lease) Shared(ctx context.Context) error { return l.lock(ctx, syscall.LOCK_SH) }
+
+// Down stops the cluster with down.sh, remembering whether a test process
+// had started it, so that Up keeps the last test process's duty to stop it.
+// Hold the lease exclusively (Exclusive) around Down and Up.
+func (l *Lease) Down(ctx context.Context) error {
+	_, err := os.Stat(filepath.Join(l.dir, startedByTest))
+	l.startedByTest = err == nil
+	return Down(ctx)
+}
+
+// Up starts the cluster again with up.sh after Down.
+func (l *Lease) Up(ctx context.Context) (*Cluster, error) {
+	c, err := Up(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if l.startedByTest {
+		if err := os.WriteFile(filepath.Join(l.dir, startedByTest), nil, 0o644); err != nil {
+			return nil, fmt.Errorf("marking the cluster as started by a test: %w", err)
+		}
+	}
+	return c, nil
+}
 
 // Release ends the lease. If a test process started the cluster and no other
 // process uses it any more, Release stops it with down.sh; a cluster started
