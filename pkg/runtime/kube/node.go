@@ -158,7 +158,11 @@ func (b *Backend) podSession(ctx context.Context, p *corev1.Pod, name string, c 
 	if ctx.Err() != nil {
 		return false, interrupted(ctx, p, name)
 	}
-	return false, v.exitCode(ctx, p, name)
+	err = v.exitCode(ctx, p, name)
+	if err != nil && ctx.Err() != nil {
+		return false, interrupted(ctx, p, name)
+	}
+	return false, err
 }
 
 // interrupted is the error of a session ended by a signal (ctx
