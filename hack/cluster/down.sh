@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # down.sh stops the test cluster started by up.sh and restores the host: it
-# stops only the processes up.sh started (pid files, then anything whose
-# command line names the cluster directory, then the pods' cgroups), unmounts
+# stops only the processes up.sh started (pid files, then processes of the
+# executables up.sh runs whose command line names the cluster directory, such
+# as containerd shims, then the pods' processes in its cgroups), unmounts
 # everything under the cluster directory (pod volumes, overlay rootfs, netns),
 # and removes the CNI cache entries, container log links, cgroups, iptables
 # chains and bridge it made, restores the sysctls it changed, and deletes the
