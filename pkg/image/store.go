@@ -140,6 +140,20 @@ func (s *Store) Dir() string { return s.dir }
 // mounts a private tmpfs inside its own mount namespace.
 func (s *Store) RunDir() string { return filepath.Join(s.dir, "run") }
 
+// Pins returns the open lock files pinning the layers Ensure returned. A
+// process that inherits them keeps those layers from Prune as long as it
+// runs: the local engine hands them to a debug container's init, so a
+// session that outlives ephem keeps its image.
+func (s *Store) Pins() []*os.File {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*os.File, 0, len(s.pins))
+	for _, f := range s.pins {
+		out = append(out, f)
+	}
+	return out
+}
+
 // Close releases the layer pins taken by Ensure.
 func (s *Store) Close() error {
 	s.mu.Lock()

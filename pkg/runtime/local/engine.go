@@ -172,7 +172,7 @@ func containerConfig(c spec.Container, img *image.Image) (*initConfig, error) {
 }
 
 // start re-executes ephem as the container's init and sends it the config.
-func (e *Engine) start(ctx context.Context, t *openTarget, img *image.Image, cfg *initConfig, c spec.Container, streams session.Streams) (*sess, error) {
+func (e *Engine) start(_ context.Context, t *openTarget, img *image.Image, cfg *initConfig, c spec.Container, streams session.Streams) (*sess, error) {
 	for _, l := range img.Layers {
 		if strings.ContainsAny(l, ":,") {
 			return nil, fmt.Errorf("%w: layer path %q has ':' or ',': move --cache-dir to a plain path", runtime.ErrInvalidSpec, l)
@@ -188,7 +188,7 @@ func (e *Engine) start(ctx context.Context, t *openTarget, img *image.Image, cfg
 		return nil, fmt.Errorf("%w: %w", runtime.ErrOS, err)
 	}
 	defer child.Close()
-	cmd := exec.CommandContext(context.WithoutCancel(ctx), "/proc/self/exe")
+	cmd := exec.Command("/proc/self/exe")
 	cmd.Args = []string{"ephem-init"}
 	cmd.Env = []string{
 		nsenter.EnvJoin + "=" + t.joinSpec(4),
@@ -219,6 +219,12 @@ func (e *Engine) start(ctx context.Context, t *openTarget, img *image.Image, cfg
 		cmd.Env = append(cmd.Env, envAttach+"="+strconv.Itoa(3+len(cmd.ExtraFiles)))
 		cmd.ExtraFiles = append(cmd.ExtraFiles, l)
 	}
+	// init holds the image's layer pins for as long as the session runs,
+	// detached or not, so ephem images prune cannot remove its lowerdirs.
+	cmd.ExtraFiles = append(cmd.ExtraFiles, e.opts.Images.Pins()...)
+	// Streams that are not files are copied by goroutines: do not let an
+	// input that never ends keep ephem waiting after the session.
+	cmd.WaitDelay = time.Second
 	if !c.TTY {
 		// The command gets the user's streams directly: no copying.
 		cmd.Stdout, cmd.Stderr = streams.Out, streams.Err

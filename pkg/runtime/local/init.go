@@ -56,6 +56,11 @@ func errorMessage(err error) message {
 }
 
 func initMain(c *conn) (int, error) {
+	// Nothing init inherited (the control socket, the attach listener, the
+	// layer pins, whatever ephem itself inherited) may reach the command.
+	if err := closeOnExec(); err != nil {
+		return 0, err
+	}
 	listener := attachListener()
 	for _, k := range []string{nsenter.EnvJoin, nsenter.EnvCtl, nsenter.EnvRootfs, nsenter.EnvLower, nsenter.EnvNewPID, nsenter.EnvRootIDs, envAttach} {
 		_ = os.Unsetenv(k)
@@ -100,6 +105,20 @@ func initMain(c *conn) (int, error) {
 		_ = last.send(message{T: msgExit, Code: code})
 	}
 	return code, nil
+}
+
+// closeOnExec marks every descriptor above standard error close-on-exec.
+func closeOnExec() error {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return fmt.Errorf("listing open descriptors: %w", err)
+	}
+	for _, e := range ents {
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd > 2 {
+			unix.CloseOnExec(fd)
+		}
+	}
+	return nil
 }
 
 // attachListener is the inherited listening socket of an interactive

@@ -61,6 +61,7 @@ func (s *sess) relay(ctx context.Context, t *openTarget, what string) error {
 	}
 	var (
 		termDone   = make(chan error, 1)
+		terminal   bool
 		grace      <-chan time.Time
 		done       = ctx.Done()
 		targetGone bool
@@ -96,11 +97,23 @@ func (s *sess) relay(ctx context.Context, t *openTarget, what string) error {
 				}
 				master := os.NewFile(uintptr(r.fds[0]), "pty-master")
 				term := &session.Terminal{Master: master, Streams: s.streams, DetachKeys: s.e.opts.DetachKeys}
+				terminal = true
 				go func() { termDone <- term.Run(ctx); master.Close() }()
 			case msgStarted:
 				s.timer.Mark("container")
 			case msgExit:
 				s.timer.Mark("command")
+				// init reports the exit once every process of the session
+				// is gone: let the terminal's last output through first.
+				if terminal {
+					select {
+					case err := <-termDone:
+						if err != nil && !errors.Is(err, session.ErrDetached) {
+							fmt.Fprintf(s.e.opts.Log, "warning: relaying the terminal: %v\n", err)
+						}
+					case <-time.After(time.Second):
+					}
+				}
 				s.wait()
 				if targetGone {
 					return s.finish(nil, true, what)

@@ -120,6 +120,19 @@ func TestExitCodes(t *testing.T) {
 	}
 }
 
+// TestNoDescriptorLeak: the command gets its three standard streams and
+// nothing of ephem's (the control socket, listeners, layer pins, or what
+// ephem itself inherited).
+func TestNoDescriptorLeak(t *testing.T) {
+	f := setup(t)
+	tg := startTarget(t, f, targetOptions{})
+	// ls opens the directory it lists: that is the one extra descriptor.
+	out := f.debug(t, tg.ref(), "sh", "-c", "ls /proc/self/fd | wc -l")
+	if strings.TrimSpace(out) != "4" {
+		t.Errorf("the command has %s descriptors open, want 0, 1, 2 and ls's own", strings.TrimSpace(out))
+	}
+}
+
 // TestStdin: -i passes standard input through; without it the command
 // reads nothing.
 func TestStdin(t *testing.T) {

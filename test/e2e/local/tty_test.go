@@ -81,6 +81,7 @@ func TestDetachAndAttach(t *testing.T) {
 	if code := term.Wait(t, d); code != 0 {
 		t.Fatalf("detach: exit %d:\n%s", code, term.Screen())
 	}
+	term.Expect(t, "reattach with: ephem attach ", d)
 	m := regexp.MustCompile(`reattach with: ephem attach ([0-9a-f]+)`).FindStringSubmatch(term.Screen())
 	if m == nil {
 		t.Fatalf("no reattach hint:\n%s", term.Screen())
@@ -92,6 +93,14 @@ func TestDetachAndAttach(t *testing.T) {
 	if out := f.ephem(t, "ls").Stdout; !strings.Contains(out, id) || !strings.Contains(out, tg.ref()) {
 		t.Errorf("ephem ls does not list session %s:\n%s", id, out)
 	}
+	// The detached session keeps its image: forgetting and pruning it
+	// leaves the layers it runs on.
+	if r := f.ephem(t, "images", "rm", f.busybox); r.ExitCode != 0 {
+		t.Fatalf("images rm: %s", r.Stderr)
+	}
+	if r := f.ephem(t, "images", "prune"); r.ExitCode != 0 {
+		t.Fatalf("images prune: %s", r.Stderr)
+	}
 
 	again := ephemTerminal(t, f, f.cache, "attach", id)
 	again.Send(t, "\r")
@@ -100,7 +109,7 @@ func TestDetachAndAttach(t *testing.T) {
 	if r := f.ephem(t, "attach", id); r.ExitCode == 0 || !strings.Contains(r.Stderr, "attached elsewhere") {
 		t.Errorf("second attach: exit %d %q, want a refusal", r.ExitCode, r.Stderr)
 	}
-	again.Send(t, "jobs; echo back-$((3+3)); exit 6\r")
+	again.Send(t, "jobs; ls /bin/busybox && echo back-$((3+3)); exit 6\r")
 	again.Expect(t, "back-6", d)
 	if code := again.Wait(t, d); code != 6 {
 		t.Errorf("attach: exit %d, want the shell's 6:\n%s", code, again.Screen())
@@ -120,6 +129,7 @@ func TestDetachAndAttach(t *testing.T) {
 	waitFor(t, d, "the background job", func() bool { return len(procs("sleep 3602")) == 1 })
 	term.Send(t, "\x10\x11")
 	term.Wait(t, d)
+	term.Expect(t, "reattach with: ephem attach ", d)
 	id = regexp.MustCompile(`ephem attach ([0-9a-f]+)`).FindStringSubmatch(term.Screen())[1]
 	cmd := exec.Command(f.bin, "attach", id)
 	cmd.Env = append(os.Environ(), "EPHEM_CACHE_DIR="+f.cache)
