@@ -161,6 +161,11 @@ func (o *DebugOptions) Validate() error {
 	if err := o.Kube.validate(ref, &c); err != nil {
 		return err
 	}
+	// As kubectl: a copy that only changes images (--set-image) adds no
+	// debug container unless --image asks for one.
+	if o.Kube.CopyTo != "" && len(o.Kube.SetImage) > 0 && !o.Kube.changed("image") && os.Getenv("EPHEM_IMAGE") == "" {
+		c.Image = ""
+	}
 	style := profile.Ephemeral
 	switch {
 	case ref.Scheme == "node":

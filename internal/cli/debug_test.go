@@ -57,6 +57,21 @@ func TestDebugValidate(t *testing.T) {
 	}
 }
 
+func TestCopyWithSetImageAddsNoDebugger(t *testing.T) {
+	t.Setenv("EPHEM_IMAGE", "")
+	o, err := validate(t, "pod/web", "--copy-to", "web-copy", "--set-image", "*=busybox")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.container.Image != "" {
+		t.Errorf("image = %q, want none: --set-image alone changes images, as kubectl", o.container.Image)
+	}
+	o, err = validate(t, "pod/web", "--copy-to", "web-copy", "--set-image", "*=busybox", "--image", "toolbox")
+	if err != nil || o.container.Image != "toolbox" {
+		t.Errorf("with --image: %v, %+v", err, o)
+	}
+}
+
 func TestDebugValidateErrors(t *testing.T) {
 	for _, tt := range []struct {
 		args []string
