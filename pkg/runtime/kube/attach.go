@@ -67,7 +67,7 @@ func (b *Backend) attach(ctx context.Context, p *corev1.Pod, name string, tty bo
 		return true, nil
 	}
 	if err != nil && !errors.Is(err, context.Canceled) {
-		return false, fmt.Errorf("%w: attaching to %s in pod %s: %w", runtime.ErrOS, name, p.Name, err)
+		return false, apiFailure(err, "attaching to %s in pod %s", name, p.Name)
 	}
 	return false, nil
 }
@@ -91,7 +91,7 @@ func (b *Backend) executor(u *url.URL) (remotecommand.Executor, error) {
 func (b *Backend) logs(ctx context.Context, p *corev1.Pod, name string, w io.Writer, follow bool) error {
 	rc, err := b.client.PodLogs(ctx, p.Namespace, p.Name, &corev1.PodLogOptions{Container: name, Follow: follow})
 	if err != nil {
-		return fmt.Errorf("%w: reading the output of %s in pod %s: %s", runtime.ErrOS, name, p.Name, apiMessage(err))
+		return apiFailure(err, "reading the output of %s in pod %s", name, p.Name)
 	}
 	defer rc.Close()
 	if _, err := io.Copy(w, rc); err != nil && ctx.Err() == nil {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -310,5 +312,15 @@ func TestIsPause(t *testing.T) {
 		if got := isPause(cmdline); got != want {
 			t.Errorf("isPause(%q) = %v, want %v", cmdline, got, want)
 		}
+	}
+}
+
+func TestAPIFailure(t *testing.T) {
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+	if err := apiFailure(refused, "watching pod %s", "web"); !errors.Is(err, target.ErrUnreachable) || !strings.Contains(err.Error(), "watching pod web") {
+		t.Errorf("refused connection: %v, want ErrUnreachable", err)
+	}
+	if err := apiFailure(errors.New("odd"), "x"); !errors.Is(err, runtime.ErrOS) {
+		t.Errorf("other failure: %v, want ErrOS", err)
 	}
 }

@@ -83,7 +83,7 @@ func (b *Backend) patchError(err error, p *corev1.Pod, ec *corev1.EphemeralConta
 	case apierrors.IsUnauthorized(err):
 		return fmt.Errorf("%w: the API server did not accept your credentials: %s", runtime.ErrPermission, msg)
 	}
-	return fmt.Errorf("%w: adding the debug container to pod %s: %w", runtime.ErrOS, p.Name, err)
+	return apiFailure(err, "adding the debug container to pod %s", p.Name)
 }
 
 // checkAccess asks the API server whether the user may do what the session

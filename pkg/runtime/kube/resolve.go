@@ -2,7 +2,9 @@ package kube
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 	"sort"
 
 	"github.com/ephem-dev/ephem/pkg/runtime"
@@ -11,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	utilnet "k8s.io/apimachinery/pkg/util/net"
 )
 
 // resolvePods returns the running pods ref names: the pod itself, one pod
@@ -102,6 +105,17 @@ func (b *Backend) selectorFor(ctx context.Context, ref target.Ref) (string, stri
 		sel = sel.Add(reqs...)
 	}
 	return sel.String(), what, nil
+}
+
+// apiFailure wraps a failed API call: unreachable when the API server could
+// not be reached, an OS error otherwise.
+func apiFailure(err error, format string, args ...any) error {
+	sentinel := runtime.ErrOS
+	var netErr net.Error
+	if errors.As(err, &netErr) || utilnet.IsConnectionRefused(err) || utilnet.IsConnectionReset(err) {
+		sentinel = target.ErrUnreachable
+	}
+	return fmt.Errorf("%w: %s: %w", sentinel, fmt.Sprintf(format, args...), err)
 }
 
 // getError turns an API error on a named object into ephem's sentinels.

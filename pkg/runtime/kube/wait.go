@@ -79,7 +79,7 @@ func (b *Backend) waitFor(ctx context.Context, p *corev1.Pod, name, what string,
 			if ctx.Err() != nil {
 				return p, b.timeoutError(name, what, lastReason)
 			}
-			return p, fmt.Errorf("%w: watching pod %s: %w", runtime.ErrOS, p.Name, err)
+			return p, apiFailure(err, "watching pod %s", p.Name)
 		}
 		p2, err := b.drain(ctx, w, p, check)
 		w.Stop()
