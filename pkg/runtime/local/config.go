@@ -18,6 +18,8 @@ type initConfig struct {
 	// Caps is the capability bounding set; NoNewPrivs sets no_new_privs.
 	Caps       []int `json:"caps"`
 	NoNewPrivs bool  `json:"noNewPrivs,omitempty"`
+	// Seccomp loads the runtime-default seccomp filter (seccomp.go).
+	Seccomp bool `json:"seccomp,omitempty"`
 	// Privileged gives the host's /dev and a writable /sys.
 	Privileged bool `json:"privileged,omitempty"`
 	// TTY allocates a terminal of Rows×Cols; Stdin keeps standard input.

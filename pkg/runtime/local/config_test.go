@@ -55,7 +55,7 @@ func TestContainerConfig(t *testing.T) {
 			name: "restricted",
 			c:    withProfile(t, "restricted", spec.Container{User: "1000"}),
 			want: initConfig{Argv: []string{"/entry", "run"}, Env: []string{"PATH=/bin", "A=image"}, WorkingDir: "/srv",
-				User: "1000", Caps: []int{}, NoNewPrivs: true, RunAsNonRoot: true},
+				User: "1000", Caps: []int{}, NoNewPrivs: true, RunAsNonRoot: true, Seccomp: true},
 		},
 		{
 			name: "netadmin",

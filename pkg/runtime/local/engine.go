@@ -149,6 +149,7 @@ func containerConfig(c spec.Container, img *image.Image) (*initConfig, error) {
 		Caps:         caps,
 		Privileged:   c.Security.Privileged,
 		NoNewPrivs:   !c.Security.Privileged,
+		Seccomp:      c.Security.SeccompRuntimeDefault,
 		TTY:          c.TTY,
 		Stdin:        c.Stdin,
 		RunAsNonRoot: c.Security.RunAsNonRoot != nil && *c.Security.RunAsNonRoot,

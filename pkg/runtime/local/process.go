@@ -235,6 +235,9 @@ func (p *process) restrictThread() error {
 			return fmt.Errorf("setting no_new_privs: %w", err)
 		}
 	}
+	if p.cfg.Seccomp {
+		return installSeccomp()
+	}
 	return nil
 }
 

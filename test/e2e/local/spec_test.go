@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ephem-dev/ephem/internal/e2eutil"
 	"github.com/ephem-dev/ephem/internal/testimages"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
 )
@@ -85,12 +86,28 @@ func TestProfiles(t *testing.T) {
 	if s["CapEff"] != s["CapBnd"] || !hasCap(s["CapEff"], sysAdmin) || s["NoNewPrivs"] != "0" {
 		t.Errorf("sysadmin: CapEff %s CapBnd %s NoNewPrivs %s, want all capabilities and no no_new_privs", s["CapEff"], s["CapBnd"], s["NoNewPrivs"])
 	}
+	if s := get("general"); s["Seccomp"] != "0" {
+		t.Errorf("general: Seccomp %s, want 0 (kubectl's general sets no seccomp profile)", s["Seccomp"])
+	}
+	var r e2eutil.Result
 	s = get("restricted", "--user", "65534")
 	if s["CapEff"] != "0000000000000000" || s["CapBnd"] != "0000000000000000" || s["NoNewPrivs"] != "1" || !strings.HasPrefix(s["Uid"], "65534") {
 		t.Errorf("restricted: CapEff %s CapBnd %s NoNewPrivs %s Uid %s, want none, no_new_privs, 65534", s["CapEff"], s["CapBnd"], s["NoNewPrivs"], s["Uid"])
 	}
+	if s["Seccomp"] != "2" {
+		t.Errorf("restricted: Seccomp %s, want 2 (the runtime-default filter)", s["Seccomp"])
+	}
+	// An unprivileged user namespace is allowed by the kernel but not by
+	// the runtime-default filter.
+	r = f.ephem(t, "debug", tg.ref(), "-q", "--profile", "restricted", "--user", "65534", "--image", f.busybox, "--", "unshare", "-U", "true")
+	if r.ExitCode == 0 || !strings.Contains(r.Stderr, "not permitted") {
+		t.Errorf("restricted: unshare -U: exit %d %q, want refused", r.ExitCode, r.Stderr)
+	}
+	if r := f.ephem(t, "debug", tg.ref(), "-q", "--profile", "baseline", "--user", "65534", "--image", f.busybox, "--", "unshare", "-U", "true"); r.ExitCode != 0 {
+		t.Errorf("baseline: unshare -U: exit %d %q, want allowed (no seccomp)", r.ExitCode, r.Stderr)
+	}
 	// restricted refuses root, with a way out.
-	r := f.ephem(t, "debug", tg.ref(), "-q", "--profile", "restricted", "--image", f.busybox, "--", "true")
+	r = f.ephem(t, "debug", tg.ref(), "-q", "--profile", "restricted", "--image", f.busybox, "--", "true")
 	if r.ExitCode != 64 || !strings.Contains(r.Stderr, "--user") {
 		t.Errorf("restricted as root: exit %d %q, want 64 suggesting --user", r.ExitCode, r.Stderr)
 	}
