@@ -82,7 +82,8 @@ func installSeccomp() error {
 		return err
 	}
 	prog := unix.SockFprog{Len: uint16(len(p)), Filter: &p[0]}
-	if err := unix.Prctl(unix.PR_SET_SECCOMP, unix.SECCOMP_MODE_FILTER, uintptr(unsafe.Pointer(&prog)), 0, 0); err != nil {
+	// The kernel reads the program during the call; prog stays alive.
+	if err := unix.Prctl(unix.PR_SET_SECCOMP, unix.SECCOMP_MODE_FILTER, uintptr(unsafe.Pointer(&prog)), 0, 0); err != nil { //nolint:gosec // G103: prctl takes a pointer
 		return fmt.Errorf("loading the seccomp filter: %w", err)
 	}
 	return nil
