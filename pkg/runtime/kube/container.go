@@ -66,14 +66,17 @@ func (b *Backend) ephemeralContainer(p *corev1.Pod, c spec.Container, targetName
 		name = uniqueName(p)
 	}
 	ec := &corev1.EphemeralContainer{EphemeralContainerCommon: corev1.EphemeralContainerCommon{
-		Name:                     name,
-		Image:                    c.Image,
-		ImagePullPolicy:          pullPolicy(c.PullPolicy),
-		Command:                  c.Command,
-		Args:                     c.Args,
-		WorkingDir:               c.WorkingDir,
-		Stdin:                    c.Stdin,
-		TTY:                      c.TTY,
+		Name:            name,
+		Image:           c.Image,
+		ImagePullPolicy: pullPolicy(c.PullPolicy),
+		Command:         c.Command,
+		Args:            c.Args,
+		WorkingDir:      c.WorkingDir,
+		Stdin:           c.Stdin,
+		TTY:             c.TTY,
+		// Piped input (-i without -t) ends: let the command see EOF. A
+		// terminal session keeps stdin open so it can be reattached.
+		StdinOnce:                c.Stdin && !c.TTY,
 		TerminationMessagePolicy: corev1.TerminationMessageReadFile,
 	}}
 	for _, e := range c.Env {

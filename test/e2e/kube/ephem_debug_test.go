@@ -51,6 +51,12 @@ func TestEphemSeed(t *testing.T) {
 	if r := ephem(t, ns, "debug", "pod/"+w.Pod.Name, "--image", busybox, "--", "sh", "-c", "exit 7"); r.Code != 7 {
 		t.Errorf("exit 7: got %d (%s)", r.Code, r.Stderr)
 	}
+	// Piped input reaches the command, which sees its end, and what it
+	// prints afterwards comes back.
+	r := ephemInput(t, ns, nil, "a\nb\n", "debug", "pod/"+w.Pod.Name, "-i", "--image", busybox, "--", "sh", "-c", "wc -l; sleep 1; echo done")
+	if r.Code != 0 || r.Stdout != "2\ndone\n" {
+		t.Errorf("-i with piped input: exit %d stdout %q stderr %q, want \"2\\ndone\\n\"", r.Code, r.Stdout, r.Stderr)
+	}
 	out = mustEphem(t, ns, "debug", "k8s://"+ns+"/"+w.Pod.Name, "--share-pid=false", "--image", busybox, "--", "cat", "/proc/1/cmdline")
 	if strings.Contains(out, "server") {
 		t.Errorf("--share-pid=false still shows the target as PID 1: %q", out)
@@ -64,8 +70,8 @@ func TestEphemSeed(t *testing.T) {
 		}
 		seen[n] = true
 	}
-	if len(names) != 4 {
-		t.Errorf("%d ephemeral containers, want 4: %v", len(names), names)
+	if len(names) != 5 {
+		t.Errorf("%d ephemeral containers, want 5: %v", len(names), names)
 	}
 }
 

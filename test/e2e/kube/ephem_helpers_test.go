@@ -30,6 +30,12 @@ func ephem(t *testing.T, ns string, args ...string) ephemResult {
 
 func ephemEnv(t *testing.T, ns string, env []string, args ...string) ephemResult {
 	t.Helper()
+	return ephemInput(t, ns, env, "", args...)
+}
+
+// ephemInput runs ephem with stdin from input (empty: no stdin).
+func ephemInput(t *testing.T, ns string, env []string, input string, args ...string) ephemResult {
+	t.Helper()
 	bin := e2eutil.BuildEphem(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
@@ -40,6 +46,9 @@ func ephemEnv(t *testing.T, ns string, env []string, args ...string) ephemResult
 	cmd.Env = append(append(os.Environ(), "KUBECONFIG="+cluster.Kubeconfig), env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
+	if input != "" {
+		cmd.Stdin = strings.NewReader(input)
+	}
 	start := time.Now()
 	err := cmd.Run()
 	r := ephemResult{Stdout: out.String(), Stderr: errb.String(), Took: time.Since(start)}
