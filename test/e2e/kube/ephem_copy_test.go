@@ -20,14 +20,7 @@ import (
 // come back, a taken name is refused, --set-image swaps an image and
 // --replace deletes the original.
 func TestEphemCopy(t *testing.T) {
-	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	ns := cluster.Namespace(t, nil)
-	w, err := cluster.DeployDistroless(ctx, ns, "py-serv")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, ns, w := distrolessWorkload(t, "py-serv", 4*time.Minute)
 	busybox := cluster.Image("busybox")
 	pods := cluster.Client.CoreV1().Pods(ns)
 	pod := "pod/" + w.Pod.Name
@@ -91,14 +84,7 @@ func TestEphemCopy(t *testing.T) {
 // its containers always, so the shell's exit must still come back as its
 // code, without the session shown twice.
 func TestEphemCopyTTY(t *testing.T) {
-	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	ns := cluster.Namespace(t, nil)
-	w, err := cluster.DeployDistroless(ctx, ns, "py-serv")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, ns, w := distrolessWorkload(t, "py-serv", 4*time.Minute)
 	term := ephemTTY(t, ns, "debug", "pod/"+w.Pod.Name, "--copy-to", "py-serv-tty", "-it", "--image", cluster.Image("busybox"), "--", "sh")
 	term.expect(t, "If you don't see a command prompt")
 	term.send(t, "\r")

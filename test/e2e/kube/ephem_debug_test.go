@@ -3,7 +3,6 @@
 package kube_test
 
 import (
-	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,14 +18,7 @@ import (
 // workload, wget localhost:80, the namespace comparison, /proc/1/root,
 // and exit codes.
 func TestEphemSeed(t *testing.T) {
-	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	ns := cluster.Namespace(t, nil)
-	w, err := cluster.DeployDistroless(ctx, ns, "py-serv")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, ns, w := distrolessWorkload(t, "py-serv", 4*time.Minute)
 	busybox := cluster.Image("busybox")
 
 	if out := mustEphem(t, ns, "debug", "pod/"+w.Pod.Name, "--image", busybox, "--", "wget", "-qO-", "localhost:80"); !strings.Contains(out, "OK - GET: Request completed") {
@@ -78,14 +70,7 @@ func TestEphemSeed(t *testing.T) {
 // TestKubectlPlugin: installed as kubectl-ephem on PATH, ephem is the
 // kubectl plugin "kubectl ephem", reading kubectl's flags the same way.
 func TestKubectlPlugin(t *testing.T) {
-	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	ns := cluster.Namespace(t, nil)
-	w, err := cluster.DeployDistroless(ctx, ns, "web")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, ns, w := distrolessWorkload(t, "web", 4*time.Minute)
 	dir := t.TempDir()
 	if err := os.Symlink(e2eutil.BuildEphem(t), filepath.Join(dir, "kubectl-ephem")); err != nil {
 		t.Fatal(err)
@@ -111,14 +96,7 @@ func TestKubectlPlugin(t *testing.T) {
 // TestEphemTcpdump captures the workload's HTTP traffic with the netadmin
 // profile and the toolbox image's real tcpdump.
 func TestEphemTcpdump(t *testing.T) {
-	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	ns := cluster.Namespace(t, nil)
-	w, err := cluster.DeployDistroless(ctx, ns, "web")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, ns, w := distrolessWorkload(t, "web", 4*time.Minute)
 	done := make(chan ephemResult, 1)
 	go func() {
 		done <- ephem(t, ns, "debug", "deploy/web", "--target", w.Container, "--profile", "netadmin", "--image", cluster.Image("toolbox"),
@@ -143,14 +121,7 @@ func TestEphemTcpdump(t *testing.T) {
 
 // TestEphemTTY drives ephem debug -it through a real terminal.
 func TestEphemTTY(t *testing.T) {
-	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	ns := cluster.Namespace(t, nil)
-	w, err := cluster.DeployDistroless(ctx, ns, "web")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, ns, w := distrolessWorkload(t, "web", 4*time.Minute)
 	term := ephemTTY(t, ns, "debug", "pod/"+w.Pod.Name, "-it", "--image", cluster.Image("busybox"), "--", "sh")
 	term.expect(t, "If you don't see a command prompt")
 	term.send(t, "\r")
@@ -174,14 +145,7 @@ func TestEphemTTY(t *testing.T) {
 // TestEphemImagePullFailsFast: a missing image fails on ErrImagePull with
 // its exit code, long before the timeout.
 func TestEphemImagePullFailsFast(t *testing.T) {
-	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	ns := cluster.Namespace(t, nil)
-	w, err := cluster.DeployDistroless(ctx, ns, "web")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, ns, w := distrolessWorkload(t, "web", 4*time.Minute)
 	r := ephem(t, ns, "debug", "pod/"+w.Pod.Name, "--timeout", "120s", "--image", cluster.Registry+"/ephem/no-such-image:missing", "--", "true")
 	if r.Code != 67 || !strings.Contains(r.Stderr, "ErrImagePull") {
 		t.Errorf("exit %d stderr %q, want 67 naming ErrImagePull", r.Code, r.Stderr)
@@ -198,14 +162,7 @@ func TestEphemImagePullFailsFast(t *testing.T) {
 // TestEphemDryRunAndCustom: --dry-run prints the container and adds
 // nothing; --custom is applied after the profile.
 func TestEphemDryRunAndCustom(t *testing.T) {
-	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	ns := cluster.Namespace(t, nil)
-	w, err := cluster.DeployDistroless(ctx, ns, "web")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, ns, w := distrolessWorkload(t, "web", 4*time.Minute)
 	out := mustEphem(t, ns, "debug", "pod/"+w.Pod.Name, "--dry-run", "--profile", "netadmin", "--image", cluster.Image("busybox"), "--", "true")
 	for _, want := range []string{"name: debugger-", "targetContainerName: distroless", "NET_ADMIN"} {
 		if !strings.Contains(out, want) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ephem-dev/ephem/internal/e2eutil"
+	"github.com/ephem-dev/ephem/test/e2e/kube"
 )
 
 // ephemResult is one run of the ephem binary.
@@ -99,3 +100,19 @@ func (term *terminal) expect(t *testing.T, s string) { t.Helper(); term.Expect(t
 func (term *terminal) send(t *testing.T, s string) { t.Helper(); term.Send(t, s) }
 
 func (term *terminal) wait(t *testing.T) int { t.Helper(); return term.Wait(t, 90*time.Second) }
+
+// distrolessWorkload runs t in parallel with the others and deploys the
+// shell-less py-serv workload as Deployment name in a namespace of its own,
+// returning a context bounded by d, the namespace and the workload.
+func distrolessWorkload(t *testing.T, name string, d time.Duration) (context.Context, string, *kube.Workload) {
+	t.Helper()
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	ns := cluster.Namespace(t, nil)
+	w, err := cluster.DeployDistroless(ctx, ns, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ctx, ns, w
+}

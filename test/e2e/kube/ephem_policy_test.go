@@ -61,14 +61,7 @@ func TestEphemRestrictedNamespace(t *testing.T) {
 // TestEphemRBAC: a user who may read pods but not add ephemeral containers
 // gets the RBAC error before anything changes.
 func TestEphemRBAC(t *testing.T) {
-	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	ns := cluster.Namespace(t, nil)
-	w, err := cluster.DeployDistroless(ctx, ns, "web")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, ns, w := distrolessWorkload(t, "web", 4*time.Minute)
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "viewer", Namespace: ns}}
 	if _, err := cluster.Client.CoreV1().ServiceAccounts(ns).Create(ctx, sa, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)

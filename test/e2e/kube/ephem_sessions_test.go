@@ -3,7 +3,6 @@
 package kube_test
 
 import (
-	"context"
 	"regexp"
 	"strings"
 	"testing"
@@ -15,14 +14,7 @@ import (
 // TestEphemSessions: detach from an interactive debugger, list it, attach
 // to it again, reuse it, and get its exit code.
 func TestEphemSessions(t *testing.T) {
-	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	ns := cluster.Namespace(t, nil)
-	w, err := cluster.DeployDistroless(ctx, ns, "web")
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, ns, w := distrolessWorkload(t, "web", 5*time.Minute)
 	pod := "pod/" + w.Pod.Name
 	term := ephemTTY(t, ns, "debug", pod, "-it", "--image", cluster.Image("busybox"), "--", "sh")
 	term.expect(t, "If you don't see a command prompt")
@@ -70,14 +62,7 @@ func TestEphemSessions(t *testing.T) {
 
 // TestEphemFanOut runs a command in all three replicas concurrently.
 func TestEphemFanOut(t *testing.T) {
-	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	ns := cluster.Namespace(t, nil)
-	w, err := cluster.DeployDistroless(ctx, ns, "web")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx, ns, w := distrolessWorkload(t, "web", 5*time.Minute)
 	d, err := cluster.Client.AppsV1().Deployments(ns).Get(ctx, w.Name, metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
