@@ -276,7 +276,12 @@ __attribute__((constructor)) static void ephem_nsenter(void) {
 	if (getenv("_EPHEM_NEWPID") && unshare(CLONE_NEWPID) < 0) fail("os", "creating a PID namespace");
 	pid_t pid = fork();
 	if (pid < 0) fail("os", "forking the container's init");
-	if (pid > 0) relay(pid);
+	if (pid > 0) {
+		prctl(PR_SET_NAME, "ephem-relay", 0, 0, 0);
+		relay(pid);
+	}
+	// What ps shows in the target's PID namespace (not "exe").
+	prctl(PR_SET_NAME, "ephem-init", 0, 0, 0);
 	// The container's init: end with the relay (and so with ephem).
 	if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) < 0) fail("os", "setting the parent-death signal");
 }
