@@ -59,10 +59,16 @@ var profiles = map[string]Interface{
 			addCapabilities(c, "SYS_PTRACE")
 		} else {
 			c.Security = spec.Security{}
+			c.Host = spec.HostAccess{Namespaces: true, Root: true}
 		}
 	}},
-	// legacy: kubectl's old behaviour, the runtime's defaults untouched.
-	"legacy": fn{"legacy", func(*spec.Container, Style) {}},
+	// legacy: kubectl's old behaviour, the runtime's defaults untouched
+	// (on a node: the host's namespaces and root).
+	"legacy": fn{"legacy", func(c *spec.Container, style Style) {
+		if style == Node {
+			c.Host = spec.HostAccess{Namespaces: true, Root: true}
+		}
+	}},
 	// baseline: the runtime's defaults, nothing added.
 	"baseline": fn{"baseline", func(c *spec.Container, _ Style) { c.Security = spec.Security{} }},
 	// restricted: Pod Security "restricted": non-root, no capabilities,
@@ -76,12 +82,22 @@ var profiles = map[string]Interface{
 			SeccompRuntimeDefault:    true,
 		}
 	}},
-	// netadmin: NET_ADMIN and NET_RAW, enough for tcpdump and ip.
-	"netadmin": fn{"netadmin", func(c *spec.Container, _ Style) {
+	// netadmin: NET_ADMIN and NET_RAW, enough for tcpdump and ip (on a
+	// node: the host's namespaces, not its root).
+	"netadmin": fn{"netadmin", func(c *spec.Container, style Style) {
 		addCapabilities(c, "NET_ADMIN", "NET_RAW")
+		if style == Node {
+			c.Host = spec.HostAccess{Namespaces: true}
+		}
 	}},
-	// sysadmin: privileged, all capabilities.
-	"sysadmin": fn{"sysadmin", func(c *spec.Container, _ Style) { c.Security.Privileged = true }},
+	// sysadmin: privileged, all capabilities (on a node: the host's
+	// namespaces and root).
+	"sysadmin": fn{"sysadmin", func(c *spec.Container, style Style) {
+		c.Security.Privileged = true
+		if style == Node {
+			c.Host = spec.HostAccess{Namespaces: true, Root: true}
+		}
+	}},
 }
 
 // Get returns the profile named name.

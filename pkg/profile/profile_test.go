@@ -42,6 +42,27 @@ func TestProfiles(t *testing.T) {
 	}
 }
 
+func TestNodeStyleHostAccess(t *testing.T) {
+	want := map[string]spec.HostAccess{
+		"general": {Namespaces: true, Root: true}, "sysadmin": {Namespaces: true, Root: true},
+		"legacy": {Namespaces: true, Root: true}, "netadmin": {Namespaces: true},
+		"baseline": {}, "restricted": {},
+	}
+	for name, host := range want {
+		p, _ := profile.Get(name)
+		var c spec.Container
+		_ = p.Apply(&c, profile.Node)
+		if c.Host != host {
+			t.Errorf("%s on a node: %+v, want %+v", name, c.Host, host)
+		}
+		c = spec.Container{}
+		_ = p.Apply(&c, profile.Ephemeral)
+		if c.Host != (spec.HostAccess{}) {
+			t.Errorf("%s in a pod: %+v, want no host access", name, c.Host)
+		}
+	}
+}
+
 func TestGeneralIsIdempotent(t *testing.T) {
 	p, _ := profile.Get("")
 	var c spec.Container

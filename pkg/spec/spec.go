@@ -40,8 +40,19 @@ type Container struct {
 	TargetContainer string
 	// SharePID joins the target's PID namespace.
 	SharePID bool
+	// Host is what a node debugging container gets of its host; profiles
+	// set it for the node style.
+	Host HostAccess
 	// Security is the security context profiles adjust.
 	Security Security
+}
+
+// HostAccess is what of the host a node debugging container shares.
+type HostAccess struct {
+	// Namespaces shares the host's PID, network and IPC namespaces.
+	Namespaces bool
+	// Root mounts the host's root filesystem at /host.
+	Root bool
 }
 
 // EnvVar is one environment variable.

@@ -96,15 +96,21 @@ func (b *Backend) nodePod(node string, c spec.Container) (*corev1.Pod, error) {
 			NodeName:      node,
 			RestartPolicy: corev1.RestartPolicyNever,
 			Tolerations:   []corev1.Toleration{{Operator: corev1.TolerationOpExists}},
-			HostPID:       true,
-			HostNetwork:   true,
-			HostIPC:       true,
-			Volumes: []corev1.Volume{{Name: hostRootVolume, VolumeSource: corev1.VolumeSource{
-				HostPath: &corev1.HostPathVolumeSource{Path: "/"}}}},
+			// What of the host the pod shares is the profile's choice,
+			// as kubectl's: baseline and restricted share nothing.
+			HostPID:     c.Host.Namespaces,
+			HostNetwork: c.Host.Namespaces,
+			HostIPC:     c.Host.Namespaces,
 		},
 	}
+	if c.Host.Root {
+		p.Spec.Volumes = []corev1.Volume{{Name: hostRootVolume, VolumeSource: corev1.VolumeSource{
+			HostPath: &corev1.HostPathVolumeSource{Path: "/"}}}}
+	}
 	ctr, err := b.podContainer(p, c, c.Name, func(ctr *corev1.Container) {
-		ctr.VolumeMounts = append(ctr.VolumeMounts, corev1.VolumeMount{Name: hostRootVolume, MountPath: "/host"})
+		if c.Host.Root {
+			ctr.VolumeMounts = append(ctr.VolumeMounts, corev1.VolumeMount{Name: hostRootVolume, MountPath: "/host"})
+		}
 	})
 	if err != nil {
 		return nil, err

@@ -173,3 +173,32 @@ func TestCreateError(t *testing.T) {
 		}
 	}
 }
+
+// TestNodePodPerProfile: what of the host the node pod shares follows the
+// profile, as kubectl's node debugging does.
+func TestNodePodPerProfile(t *testing.T) {
+	b := NewForClient(Options{}, clientset{fake.NewClientset()}, nil, "default")
+	for _, tt := range []struct {
+		profile    string
+		namespaces bool
+		root       bool
+	}{
+		{"general", true, true}, {"sysadmin", true, true}, {"legacy", true, true},
+		{"netadmin", true, false}, {"baseline", false, false}, {"restricted", false, false},
+	} {
+		p, err := b.nodePod("node-1", appliedAs(t, tt.profile, profile.Node, spec.Container{Image: "busybox"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := p.Spec
+		if s.HostPID != tt.namespaces || s.HostNetwork != tt.namespaces || s.HostIPC != tt.namespaces {
+			t.Errorf("%s: host namespaces pid/net/ipc %v/%v/%v, want %v", tt.profile, s.HostPID, s.HostNetwork, s.HostIPC, tt.namespaces)
+		}
+		if hasRoot := len(s.Volumes) == 1 && len(s.Containers[0].VolumeMounts) == 1 && s.Containers[0].VolumeMounts[0].MountPath == "/host"; hasRoot != tt.root {
+			t.Errorf("%s: /host mounted %v, want %v", tt.profile, hasRoot, tt.root)
+		}
+		if s.NodeName != "node-1" || len(s.Tolerations) != 1 {
+			t.Errorf("%s: nodeName %q tolerations %v", tt.profile, s.NodeName, s.Tolerations)
+		}
+	}
+}
