@@ -140,7 +140,7 @@ func (b *Backend) podSession(ctx context.Context, p *corev1.Pod, name string, c 
 	case c.Stdin:
 		detached, aerr := v.attach(ctx, p, name, c.TTY, streams)
 		if detached {
-			fmt.Fprintf(b.opts.Log, "detached: %s keeps running; reattach with: kubectl attach -it %s -c %s -n %s\n", name, p.Name, name, p.Namespace)
+			fmt.Fprintf(b.opts.Log, "detached: %s keeps running; reattach with: ephem attach pod/%s/%s -n %s\n", name, p.Name, name, p.Namespace)
 			return true, nil
 		}
 		if aerr != nil {

@@ -125,6 +125,13 @@ func (b *Backend) Attach(ctx context.Context, ref target.Ref, tty bool, streams 
 		}
 	}
 	if ec == nil {
+		// A container of a pod ephem created (node/NAME, --copy-to).
+		for _, ctr := range p.Spec.Containers {
+			if ctr.Name == ref.Container {
+				_, err := b.podSession(ctx, p, ctr.Name, spec.Container{Stdin: ctr.Stdin, TTY: ctr.TTY && tty}, streams)
+				return err
+			}
+		}
 		return fmt.Errorf("%w: pod %s has no debug container %q: see ephem ls pod/%s", target.ErrNotFound, p.Name, ref.Container, p.Name)
 	}
 	c := spec.Container{Stdin: ec.Stdin, TTY: ec.TTY && tty}

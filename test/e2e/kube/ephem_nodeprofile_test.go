@@ -4,6 +4,7 @@ package kube_test
 
 import (
 	"context"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -32,5 +33,38 @@ func TestEphemNodeProfiles(t *testing.T) {
 	out = mustEphem(t, ns, "debug", node, "--profile", "baseline", "--image", cluster.Image("busybox"), "--", "sh", "-c", script)
 	if !strings.HasPrefix(out, "sh\n") || !strings.Contains(out, "no-host") {
 		t.Errorf("baseline on a node: %q, want its own PID namespace (sh as PID 1) and no /host", out)
+	}
+}
+
+// TestEphemNodeDetachAttach: a node debugging pod a user detached from is
+// kept, and ephem attach reattaches to it.
+func TestEphemNodeDetachAttach(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	ns := cluster.Namespace(t, nil)
+	nodes, err := cluster.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil || len(nodes.Items) == 0 {
+		t.Fatalf("listing nodes: %v", err)
+	}
+	term := ephemTTY(t, ns, "debug", "node/"+nodes.Items[0].Name, "-it", "--image", cluster.Image("busybox"), "--", "sh")
+	term.send(t, "\r")
+	term.expect(t, "# ")
+	term.send(t, "\x10\x11")
+	if code := term.wait(t); code != 0 {
+		t.Fatalf("detach: exit %d:\n%s", code, term.screen())
+	}
+	term.expect(t, "reattach with: ephem attach pod/")
+	ref := regexp.MustCompile(`ephem attach (pod/node-debugger-\S+/\S+)`).FindStringSubmatch(term.screen())
+	if ref == nil {
+		t.Fatalf("no reattach command:\n%s", term.screen())
+	}
+	again := ephemTTY(t, ns, "attach", ref[1])
+	again.send(t, "\r")
+	again.expect(t, "# ")
+	again.send(t, "echo node-$((4+4)); exit 4\r")
+	again.expect(t, "node-8")
+	if code := again.wait(t); code != 4 {
+		t.Errorf("attach: exit %d, want 4:\n%s", code, again.screen())
 	}
 }
