@@ -324,3 +324,23 @@ func TestDebugCopyRestartedContainer(t *testing.T) {
 		t.Errorf("log reads' Previous (-want +got):\n%s", diff)
 	}
 }
+
+// TestCopyOfFailedPod: a pod that is not running can still be copied, as
+// kubectl does; debugging it in place cannot.
+func TestCopyOfFailedPod(t *testing.T) {
+	failed := testPod("job-x", func(p *corev1.Pod) { p.Status.Phase = corev1.PodFailed })
+	cs := fakeCluster([]kruntime.Object{failed})
+	ref := target.Ref{Scheme: "pod", Kind: target.Kubernetes, Name: "job-x"}
+	b := NewForClient(Options{DryRun: true, Copy: &CopyOptions{Name: "job-x-debug"}}, clientset{cs}, nil, "shop")
+	streams := testStreams()
+	if err := b.Debug(context.Background(), ref, spec.Container{Image: "busybox"}, streams); err != nil {
+		t.Fatalf("copying a failed pod: %v", err)
+	}
+	if out := streams.Out.(*bytes.Buffer).String(); !strings.Contains(out, "name: job-x-debug") {
+		t.Errorf("dry run printed %q, want the copy", out)
+	}
+	b = NewForClient(Options{}, clientset{cs}, nil, "shop")
+	if err := b.Debug(context.Background(), ref, spec.Container{Image: "busybox"}, testStreams()); !errors.Is(err, target.ErrNotFound) {
+		t.Errorf("debugging a failed pod in place: %v, want ErrNotFound (not running)", err)
+	}
+}

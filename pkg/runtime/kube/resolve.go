@@ -25,8 +25,11 @@ func (b *Backend) resolvePods(ctx context.Context, ref target.Ref) ([]*corev1.Po
 		if err != nil {
 			return nil, b.getError(err, "pod", ref.Name)
 		}
-		if err := checkRunning(p); err != nil {
-			return nil, err
+		// A copy needs no running original (kubectl copies a failed pod).
+		if b.opts.Copy == nil {
+			if err := checkRunning(p); err != nil {
+				return nil, err
+			}
 		}
 		return []*corev1.Pod{p}, nil
 	}
