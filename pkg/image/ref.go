@@ -94,6 +94,12 @@ func parseLocal(kind Kind, s, rest string) (Reference, error) {
 	if err != nil {
 		return Reference{}, fmt.Errorf("%w %q: %w", ErrInvalidReference, s, err)
 	}
+	// Without a tag, a layout directory whose name holds a colon reads back
+	// as DIR:TAG: refuse it rather than guess.
+	if kind == KindLayout && tag == "" && strings.Contains(filepath.Base(abs), ":") {
+		return Reference{}, fmt.Errorf("%w %q: the directory name %q has a ':', which reads as a tag: add the tag (oci:DIR:TAG) or rename the directory",
+			ErrInvalidReference, s, filepath.Base(abs))
+	}
 	raw := abs
 	if tag != "" {
 		raw += ":" + tag
