@@ -208,7 +208,7 @@ func (env *benchEnv) setUpDocker(ctx context.Context, work string, undo *[]func(
 		return err
 	}
 	tar := filepath.Join(work, "busybox.tar")
-	if err := writeDockerTarball(tar, env.dockerImg, img); err != nil {
+	if err := testimages.WriteDockerTarball(tar, env.dockerImg, img); err != nil {
 		return err
 	}
 	dockerEnv := e2eutil.DockerEnv(host)

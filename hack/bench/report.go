@@ -8,10 +8,6 @@ import (
 	"slices"
 	"strings"
 	"time"
-
-	"github.com/google/go-containerregistry/pkg/name"
-	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
 // stats summarises the samples of one case.
@@ -116,25 +112,4 @@ func kernel() string {
 		return "Linux"
 	}
 	return "Linux " + strings.TrimSpace(string(b))
-}
-
-// writeDockerTarball writes img as a `docker load` tarball tagged tag.
-func writeDockerTarball(path, tag string, img v1.Image) (err error) {
-	ref, err := name.NewTag(tag)
-	if err != nil {
-		return fmt.Errorf("parsing tag %q: %w", tag, err)
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("creating %s: %w", path, err)
-	}
-	defer func() {
-		if cerr := f.Close(); err == nil && cerr != nil {
-			err = fmt.Errorf("closing %s: %w", path, cerr)
-		}
-	}()
-	if err := tarball.Write(ref, img, f); err != nil {
-		return fmt.Errorf("writing docker tarball of %s: %w", tag, err)
-	}
-	return nil
 }

@@ -11,9 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/ephem-dev/ephem/internal/testimages"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
 // DockerClient is Debian's Docker client (20.10). The daemon of
@@ -163,31 +162,11 @@ func Docker(t testing.TB, host string, args ...string) string {
 // into the daemon at host.
 func DockerLoadImage(t testing.TB, host string, img v1.Image, tag string) {
 	t.Helper()
-	ref, err := name.NewTag(tag)
-	if err != nil {
-		t.Fatalf("parsing tag %q: %v", tag, err)
-	}
 	path := filepath.Join(t.TempDir(), "image.tar")
-	if err := writeTarball(path, ref, img); err != nil {
+	if err := testimages.WriteDockerTarball(path, tag, img); err != nil {
 		t.Fatal(err)
 	}
 	Docker(t, host, "load", "-q", "-i", path)
-}
-
-func writeTarball(path string, ref name.Tag, img v1.Image) (err error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("creating %s: %w", path, err)
-	}
-	defer func() {
-		if cerr := f.Close(); err == nil && cerr != nil {
-			err = fmt.Errorf("closing %s: %w", path, cerr)
-		}
-	}()
-	if err := tarball.Write(ref, img, f); err != nil {
-		return fmt.Errorf("writing docker tarball of %s: %w", ref, err)
-	}
-	return nil
 }
 
 // DockerRun runs `docker run -d --network none ARGS...` on the daemon at

@@ -7,10 +7,11 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ephem-dev/ephem/internal/testimages"
 )
 
 // RequireRoot skips t unless the test runs as root. Under CI (CI=true) or
@@ -30,24 +31,7 @@ func RequireRoot(t testing.TB) {
 // RepoRoot returns the root of the ephem source tree: $EPHEM_SRC_DIR, else
 // the nearest ancestor of the working directory whose go.mod declares the
 // ephem module (go test runs tests in their package's directory).
-func RepoRoot() (string, error) {
-	if d := os.Getenv("EPHEM_SRC_DIR"); d != "" {
-		return d, nil
-	}
-	wd, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("finding the working directory: %w", err)
-	}
-	for d := wd; ; d = filepath.Dir(d) {
-		if b, err := os.ReadFile(filepath.Join(d, "go.mod")); err == nil &&
-			strings.Contains(string(b), "module github.com/ephem-dev/ephem\n") {
-			return d, nil
-		}
-		if d == filepath.Dir(d) {
-			return "", errors.New("finding the ephem source tree: set EPHEM_SRC_DIR or run inside the repository")
-		}
-	}
-}
+func RepoRoot() (string, error) { return testimages.SourceDir() }
 
 // Result is what a finished command left.
 type Result struct {

@@ -120,11 +120,11 @@ func run(ctx context.Context, dir string, env []string, name string, args ...str
 	return string(out), nil
 }
 
-// sourceDir returns the root of the ephem source tree, which holds the
+// SourceDir returns the root of the ephem source tree, which holds the
 // fixtures images are built from: $EPHEM_SRC_DIR, else the directory this
 // package was compiled from, else the nearest ancestor of the working
 // directory whose go.mod declares the ephem module.
-func sourceDir() (string, error) {
+func SourceDir() (string, error) {
 	if d := os.Getenv("EPHEM_SRC_DIR"); d != "" {
 		return d, nil
 	}

@@ -38,7 +38,7 @@ func Distroless(ctx context.Context, cacheDir string) (v1.Image, error) {
 // pyservBinary builds test/fixtures/pyserv into the cache, keyed by its
 // source and the Go toolchain version.
 func pyservBinary(ctx context.Context, cacheDir string) (string, error) {
-	src, err := sourceDir()
+	src, err := SourceDir()
 	if err != nil {
 		return "", err
 	}
@@ -82,7 +82,7 @@ func Pause(ctx context.Context, cacheDir string) (v1.Image, error) {
 const PauseVersion = "3.10.2"
 
 func pauseBinary(ctx context.Context, cacheDir string) (string, error) {
-	src, err := sourceDir()
+	src, err := SourceDir()
 	if err != nil {
 		return "", err
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/match"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
 // RegistryBinary is Debian's docker-registry (CNCF distribution).
@@ -176,4 +177,25 @@ func freeAddr() (string, error) {
 	}
 	defer l.Close()
 	return l.Addr().String(), nil
+}
+
+// WriteDockerTarball writes img as a `docker load` tarball tagged tag.
+func WriteDockerTarball(path, tag string, img v1.Image) (err error) {
+	ref, err := name.NewTag(tag)
+	if err != nil {
+		return fmt.Errorf("parsing tag %q: %w", tag, err)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("creating %s: %w", path, err)
+	}
+	defer func() {
+		if cerr := f.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("closing %s: %w", path, cerr)
+		}
+	}()
+	if err := tarball.Write(ref, img, f); err != nil {
+		return fmt.Errorf("writing docker tarball of %s: %w", tag, err)
+	}
+	return nil
 }

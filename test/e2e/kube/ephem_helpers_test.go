@@ -14,6 +14,7 @@ import (
 
 	"github.com/ephem-dev/ephem/internal/e2eutil"
 	"github.com/ephem-dev/ephem/test/e2e/kube"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // ephemResult is one run of the ephem binary.
@@ -115,4 +116,14 @@ func distrolessWorkload(t *testing.T, name string, d time.Duration) (context.Con
 		t.Fatal(err)
 	}
 	return ctx, ns, w
+}
+
+// firstNode returns the name of the cluster's (single) node.
+func firstNode(ctx context.Context, t *testing.T) string {
+	t.Helper()
+	nodes, err := cluster.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil || len(nodes.Items) == 0 {
+		t.Fatalf("listing nodes: %v", err)
+	}
+	return nodes.Items[0].Name
 }

@@ -22,11 +22,8 @@ func TestEphemNode(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	ns := cluster.Namespace(t, nil)
-	nodes, err := cluster.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-	if err != nil || len(nodes.Items) == 0 {
-		t.Fatalf("listing nodes: %d, %v", len(nodes.Items), err)
-	}
-	node := nodes.Items[0].Name
+	nodeName := firstNode(ctx, t)
+	node := nodeName
 	busybox := cluster.Image("busybox")
 	// The node is this machine: its PID 1 and hostname are ours.
 	hostInit, err := os.ReadFile("/proc/1/comm")
@@ -99,11 +96,8 @@ func TestEphemNodeTTY(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	ns := cluster.Namespace(t, nil)
-	nodes, err := cluster.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-	if err != nil || len(nodes.Items) == 0 {
-		t.Fatalf("listing nodes: %v", err)
-	}
-	term := ephemTTY(t, ns, "debug", "node/"+nodes.Items[0].Name, "-it", "--image", cluster.Image("busybox"), "--", "sh")
+	nodeName := firstNode(ctx, t)
+	term := ephemTTY(t, ns, "debug", "node/"+nodeName, "-it", "--image", cluster.Image("busybox"), "--", "sh")
 	term.expect(t, "If you don't see a command prompt")
 	term.send(t, "\r")
 	term.expect(t, "# ")

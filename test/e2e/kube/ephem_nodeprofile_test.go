@@ -8,8 +8,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // TestEphemNodeProfiles: on a node, the profile decides what of the host the
@@ -20,11 +18,8 @@ func TestEphemNodeProfiles(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	ns := cluster.Namespace(t, nil)
-	nodes, err := cluster.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-	if err != nil || len(nodes.Items) == 0 {
-		t.Fatalf("listing nodes: %v", err)
-	}
-	node := "node/" + nodes.Items[0].Name
+	nodeName := firstNode(ctx, t)
+	node := "node/" + nodeName
 	script := "cat /proc/1/comm; test -d /host/etc && echo has-host || echo no-host"
 	out := mustEphem(t, ns, "debug", node, "--profile", "netadmin", "--image", cluster.Image("busybox"), "--", "sh", "-c", script)
 	if strings.HasPrefix(out, "sh\n") || !strings.Contains(out, "no-host") {
@@ -43,11 +38,8 @@ func TestEphemNodeDetachAttach(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	ns := cluster.Namespace(t, nil)
-	nodes, err := cluster.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-	if err != nil || len(nodes.Items) == 0 {
-		t.Fatalf("listing nodes: %v", err)
-	}
-	term := ephemTTY(t, ns, "debug", "node/"+nodes.Items[0].Name, "-it", "--image", cluster.Image("busybox"), "--", "sh")
+	nodeName := firstNode(ctx, t)
+	term := ephemTTY(t, ns, "debug", "node/"+nodeName, "-it", "--image", cluster.Image("busybox"), "--", "sh")
 	term.send(t, "\r")
 	term.expect(t, "# ")
 	term.send(t, "\x10\x11")
