@@ -9,3 +9,6 @@ func SetRetryBackoff(d time.Duration) func() {
 	retryBackoff.Duration = d
 	return func() { retryBackoff = old }
 }
+
+// OwnerTag exposes ownerTag, the creator tag in a new entry's name.
+func OwnerTag() string { return ownerTag() }

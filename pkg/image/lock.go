@@ -1,11 +1,13 @@
 package image
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -88,11 +90,12 @@ type tempEntry struct {
 	f    *os.File // holds the flock
 }
 
-// Temporary entries are created under a name starting with newPrefix,
-// locked, and only then renamed to their working name, so that GC never
-// sees an entry of a live run unlocked. GC removes unlocked newPrefix
-// entries (left by a run killed between creating and locking one) only
-// once they are older than newGrace.
+// Temporary entries are created under a name starting with newPrefix and
+// naming their creator (see ownerTag), locked, and only then renamed to
+// their working name, so that GC never sees an entry of a live run
+// unlocked. GC removes an unlocked newPrefix entry (left by a run killed
+// between creating and locking it) at once if its creator is gone, and
+// otherwise only once it is older than newGrace.
 const (
 	newPrefix = ".new-"
 	newGrace  = time.Minute
@@ -101,7 +104,7 @@ const (
 // newTempDir creates and locks a fresh directory under tmpRoot, named after
 // pattern as os.MkdirTemp would.
 func newTempDir(tmpRoot, pattern string) (*tempEntry, error) {
-	p, err := os.MkdirTemp(tmpRoot, newPrefix)
+	p, err := os.MkdirTemp(tmpRoot, newPrefix+ownerTag())
 	if err != nil {
 		return nil, fmt.Errorf("creating temporary directory: %w", err)
 	}
@@ -115,7 +118,7 @@ func newTempDir(tmpRoot, pattern string) (*tempEntry, error) {
 // newTempFile creates and locks a fresh file under tmpRoot, named after
 // pattern as os.CreateTemp would.
 func newTempFile(tmpRoot, pattern string) (*tempEntry, error) {
-	f, err := os.CreateTemp(tmpRoot, newPrefix)
+	f, err := os.CreateTemp(tmpRoot, newPrefix+ownerTag())
 	if err != nil {
 		return nil, fmt.Errorf("creating temporary file: %w", err)
 	}
@@ -138,6 +141,60 @@ func lockAndName(f *os.File, p, tmpRoot, pattern string) (*tempEntry, error) {
 	return &tempEntry{path: name, f: f}, nil
 }
 
+// ownerTag names this process as "<pid>.<start time>-", the start time in
+// clock ticks since boot from /proc/self/stat, so that a reused PID is not
+// mistaken for it.
+func ownerTag() string {
+	pid := os.Getpid()
+	return fmt.Sprintf("%d.%d-", pid, procStart(pid))
+}
+
+// ownerGone reports whether the name, which starts with an ownerTag, names
+// a process that no longer exists (no such PID, or a PID since reused by a
+// process started at another time). A name without a readable tag is not
+// judged gone; it is left to the grace period. Stores are shared by ephem
+// runs on one host, which see the same /proc.
+func ownerGone(name string) bool {
+	tag, _, ok := strings.Cut(name, "-")
+	if !ok {
+		return false
+	}
+	pidS, startS, ok := strings.Cut(tag, ".")
+	if !ok {
+		return false
+	}
+	pid, err1 := strconv.Atoi(pidS)
+	start, err2 := strconv.ParseUint(startS, 10, 64)
+	if err1 != nil || err2 != nil || pid <= 0 || start == 0 {
+		return false
+	}
+	return procStart(pid) != start
+}
+
+// procStart returns the start time of process pid in clock ticks since
+// boot (field 22 of /proc/<pid>/stat), or 0 if it cannot be read.
+func procStart(pid int) uint64 {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) is in parentheses and may contain spaces
+	// or parentheses; the fields after the last ')' start with field 3.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	fields := strings.Fields(string(b[i+1:]))
+	if len(fields) < 20 {
+		return 0
+	}
+	v, err := strconv.ParseUint(fields[19], 10, 64)
+	if err != nil {
+		return 0
+	}
+	return v
+}
+
 // release removes whatever is left at the entry's path and drops the lock.
 func (t *tempEntry) release() error {
 	err := os.RemoveAll(t.path)
@@ -156,7 +213,7 @@ func collectTemp(tmpRoot string) (int64, error) {
 	var errs []error
 	for _, e := range ents {
 		p := filepath.Join(tmpRoot, e.Name())
-		if strings.HasPrefix(e.Name(), newPrefix) {
+		if strings.HasPrefix(e.Name(), newPrefix) && !ownerGone(strings.TrimPrefix(e.Name(), newPrefix)) {
 			if fi, err := e.Info(); err != nil || time.Since(fi.ModTime()) < newGrace {
 				continue // being created right now, most likely
 			}

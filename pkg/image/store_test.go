@@ -3,7 +3,9 @@ package image_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -197,9 +199,17 @@ func TestGC(t *testing.T) {
 		t.Fatal(err)
 	}
 	// An entry being created is unlocked for an instant: GC spares young
-	// ones and removes those a killed run left long ago.
+	// ones whose creator lives (or cannot be told), and removes those a
+	// killed run left, at once if the name says its creator is gone.
 	young, old := filepath.Join(tmp, ".new-young"), filepath.Join(tmp, ".new-old")
-	for _, d := range []string{young, old} {
+	mine := filepath.Join(tmp, ".new-"+image.OwnerTag()+"123")
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	orphan := filepath.Join(tmp, fmt.Sprintf(".new-%d.4242-123", dead.Process.Pid))
+	reused := filepath.Join(tmp, fmt.Sprintf(".new-%d.1-123", os.Getpid()))
+	for _, d := range []string{young, old, mine, orphan, reused} {
 		if err := os.Mkdir(d, 0o700); err != nil {
 			t.Fatal(err)
 		}
@@ -211,7 +221,7 @@ func TestGC(t *testing.T) {
 	if err := s.GC(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{".new-young", "layer-live"}, tmpEntries(t, dir)); diff != "" {
+	if diff := cmp.Diff([]string{filepath.Base(mine), ".new-young", "layer-live"}, tmpEntries(t, dir)); diff != "" {
 		t.Errorf("tmp/ after GC (-want +got):\n%s", diff)
 	}
 	if err := unix.Flock(int(f.Fd()), unix.LOCK_UN); err != nil {
@@ -220,7 +230,7 @@ func TestGC(t *testing.T) {
 	if _, err := s.Prune(context.Background(), false); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{".new-young"}, tmpEntries(t, dir)); diff != "" {
+	if diff := cmp.Diff([]string{filepath.Base(mine), ".new-young"}, tmpEntries(t, dir)); diff != "" {
 		t.Errorf("tmp/ after Prune (-want +got):\n%s", diff)
 	}
 }
