@@ -84,6 +84,27 @@ func (term *Terminal) Expect(t testing.TB, s string, d time.Duration) {
 	}
 }
 
+// SendUntil types s, and types it again every half second, until the
+// terminal shows want or d has passed. It is for what takes effect
+// asynchronously, like a resize reaching the program behind the terminal.
+func (term *Terminal) SendUntil(t testing.TB, s, want string, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		term.Send(t, s)
+		next := time.Now().Add(500 * time.Millisecond)
+		for time.Now().Before(next) {
+			if strings.Contains(term.Screen(), want) {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the terminal did not show %q within %v:\n%s", want, d, term.Screen())
+		}
+	}
+}
+
 // Send types s.
 func (term *Terminal) Send(t testing.TB, s string) {
 	t.Helper()

@@ -89,7 +89,11 @@ func TestTargetErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer z.Wait()
-	time.Sleep(200 * time.Millisecond)
+	waitFor(t, 10*time.Second, "true to exit", func() bool {
+		b, _ := os.ReadFile("/proc/" + itoa(z.Process.Pid) + "/stat")
+		i := strings.LastIndexByte(string(b), ')')
+		return i > 0 && strings.HasPrefix(string(b[i:]), ") Z")
+	})
 	expectFailure(t, f, 66, []string{"has exited"}, "debug", "pid:"+itoa(z.Process.Pid), "--image", f.busybox, "--", "true")
 
 	// No Docker daemon behind DOCKER_HOST.

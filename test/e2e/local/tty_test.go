@@ -35,9 +35,7 @@ func TestTTY(t *testing.T) {
 	}
 	// Resize the user's terminal: ephem gets SIGWINCH and passes it on.
 	term.Resize(t, 50, 132)
-	time.Sleep(200 * time.Millisecond)
-	term.Send(t, "stty size\r")
-	term.Expect(t, "50 132", d)
+	term.SendUntil(t, "stty size\r", "50 132", d)
 	// Ctrl-C interrupts the shell's foreground job, not ephem.
 	term.Send(t, "sleep 3401\r")
 	waitFor(t, 5*time.Second, "sleep to run", func() bool { return len(procs("sleep 3401")) == 1 })
