@@ -45,17 +45,10 @@ func (b *Backend) debugCopy(ctx context.Context, p *corev1.Pod, containerName st
 	if err != nil {
 		return err
 	}
-	if b.opts.DryRun {
-		return printObject(streams.Out, cp)
-	}
-	if err := b.checkAccess(ctx, cp.Namespace, c.Stdin); err != nil {
+	created, err := b.createPod(ctx, cp, c.Stdin, streams.Out)
+	if err != nil || created == nil {
 		return err
 	}
-	created, err := b.client.CreatePod(ctx, cp)
-	if err != nil {
-		return b.createError(err, cp)
-	}
-	b.timer.Mark("create")
 	fmt.Fprintf(b.opts.Log, "created pod %s, a copy of %s, debugging container %s\n", created.Name, p.Name, name)
 	defer fmt.Fprintf(b.opts.Log, "pod %s keeps running; delete it with: kubectl delete pod %s -n %s\n", created.Name, created.Name, created.Namespace)
 	if b.opts.Copy.Replace {

@@ -44,17 +44,10 @@ func (b *Backend) debugNode(ctx context.Context, node string, c spec.Container, 
 	if err != nil {
 		return err
 	}
-	if b.opts.DryRun {
-		return printObject(streams.Out, p)
-	}
-	if err := b.checkAccess(ctx, p.Namespace, c.Stdin); err != nil {
+	created, err := b.createPod(ctx, p, c.Stdin, streams.Out)
+	if err != nil || created == nil {
 		return err
 	}
-	created, err := b.client.CreatePod(ctx, p)
-	if err != nil {
-		return b.createError(err, p)
-	}
-	b.timer.Mark("create")
 	name := created.Spec.Containers[0].Name
 	fmt.Fprintf(b.opts.Log, "created pod %s on node %s, debugging container %s\n", created.Name, node, name)
 	detached := false
@@ -67,6 +60,24 @@ func (b *Backend) debugNode(ctx context.Context, node string, c spec.Container, 
 	}()
 	detached, err = b.podSession(ctx, created, name, c, streams)
 	return err
+}
+
+// createPod creates p, a debugging pod, once the user is found allowed to
+// create it (and, with stdin, to attach to it). With --dry-run it prints p
+// to out instead and returns a nil pod.
+func (b *Backend) createPod(ctx context.Context, p *corev1.Pod, stdin bool, out io.Writer) (*corev1.Pod, error) {
+	if b.opts.DryRun {
+		return nil, printObject(out, p)
+	}
+	if err := b.checkAccess(ctx, p.Namespace, stdin); err != nil {
+		return nil, err
+	}
+	created, err := b.client.CreatePod(ctx, p)
+	if err != nil {
+		return nil, b.createError(err, p)
+	}
+	b.timer.Mark("create")
+	return created, nil
 }
 
 // removePod deletes p with a fresh context, so that it goes also when ctx
