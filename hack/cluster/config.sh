@@ -1,24 +1,7 @@
-# config.sh: configuration files of containerd, CNI, the kubelet and the
-# registry. Sourced by up.sh after lib.sh.
+# config.sh: configuration files of containerd, CNI and the kubelet (the
+# registry's comes from hack/images registry-config). Sourced by up.sh after
+# lib.sh.
 # shellcheck shell=bash
-
-write_registry_config() {
-	mkdir -p "$D/registry/data"
-	cat >"$D/registry/config.yml" <<EOF2
-version: 0.1
-log:
-  level: warn
-  accesslog:
-    disabled: true
-storage:
-  filesystem:
-    rootdirectory: $D/registry/data
-  delete:
-    enabled: true
-http:
-  addr: $REGISTRY
-EOF2
-}
 
 write_containerd_config() {
 	local c="$D/containerd"

@@ -79,29 +79,27 @@ start_daemon() {
 
 # wait_for DESC SECONDS CMD... retries CMD every 0.2 s until it succeeds.
 wait_for() {
-	local desc="$1" timeout="$2" start=$SECONDS
-	shift 2
-	until "$@" >/dev/null 2>&1; do
-		if ((SECONDS - start >= timeout)); then
-			log "timed out after ${timeout}s waiting for $desc"
-			return 1
-		fi
-		sleep 0.2
-	done
+	wait_until "" "$@"
 }
 
 # wait_component NAME SECONDS CMD... waits like wait_for, but fails at once
 # if the component NAME (started with start_daemon) exits.
 wait_component() {
-	local name="$1" timeout="$2" start=$SECONDS
-	shift 2
+	wait_until "$1" "$@"
+}
+
+# wait_until COMPONENT DESC SECONDS CMD...: wait_for, and with a COMPONENT
+# (not empty) fail at once if it exits.
+wait_until() {
+	local comp="$1" desc="$2" timeout="$3" start=$SECONDS
+	shift 3
 	until "$@" >/dev/null 2>&1; do
-		if ! pid_of "$name" >/dev/null; then
-			log "$name exited; see $D/logs/$name.log"
+		if [[ -n "$comp" ]] && ! pid_of "$comp" >/dev/null; then
+			log "$comp exited; see $D/logs/$comp.log"
 			return 1
 		fi
 		if ((SECONDS - start >= timeout)); then
-			log "timed out after ${timeout}s waiting for $name"
+			log "timed out after ${timeout}s waiting for $desc"
 			return 1
 		fi
 		sleep 0.2

@@ -126,11 +126,13 @@ setup_host() {
 }
 
 start_registry_and_images() {
-	write_registry_config
+	log "building the image tool"
+	(cd "$repo" && GOFLAGS=-mod=mod go build -o "$D/bin/ephem-images" ./hack/images)
+	mkdir -p "$D/registry/data"
+	"$D/bin/ephem-images" registry-config -registry "$REGISTRY" -dir "$D/registry/data" >"$D/registry/config.yml"
 	start_daemon registry /usr/bin/docker-registry serve "$D/registry/config.yml"
 	wait_component registry 20 curl -sf --max-time 1 "http://$REGISTRY/v2/"
-	log "building the image tool and pushing the test images"
-	(cd "$repo" && GOFLAGS=-mod=mod go build -o "$D/bin/ephem-images" ./hack/images)
+	log "pushing the test images"
 	local args=(-cache "${EPHEM_TEST_CACHE:-/var/cache/ephem/testimages}" push -registry "$REGISTRY")
 	[[ -n ${EPHEM_LARGE_MB:-} ]] && args+=(-large-mb "$EPHEM_LARGE_MB")
 	"$D/bin/ephem-images" "${args[@]}" >"$D/images.env"

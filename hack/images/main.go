@@ -4,11 +4,14 @@
 //	images [-cache DIR] push -registry 127.0.0.1:5050 [-large-mb N] [NAME...]
 //	images [-cache DIR] layout -dir DIR [-large-mb N] [NAME...]
 //	images [-cache DIR] serve -dir DIR [-large-mb N] [NAME...]
+//	images registry-config -registry 127.0.0.1:5050 -dir DIR
 //
 // NAME is one of pause, busybox, distroless, toolbox (default: all). push
 // and layout print one "NAME=REFERENCE" line per image. serve starts a
 // registry on 127.0.0.1 (storage under DIR), pushes the images, prints
-// REGISTRY=ADDR and runs until interrupted.
+// REGISTRY=ADDR and runs until interrupted. registry-config prints the
+// docker-registry configuration the tests use, listening on -registry with
+// its storage in DIR (hack/cluster runs its registry with it).
 package main
 
 import (
@@ -54,7 +57,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if global.NArg() == 0 {
-		return errors.New("usage: images [-cache DIR] push|layout|serve [flags] [NAME...]")
+		return errors.New("usage: images [-cache DIR] push|layout|serve|registry-config [flags] [NAME...]")
 	}
 	verb := global.Arg(0)
 	fs := flag.NewFlagSet(verb, flag.ContinueOnError)
@@ -65,6 +68,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fs.StringVar(&o.registry, "registry", "", "registry address (host:port)")
 	case "layout", "serve":
 		fs.StringVar(&o.dir, "dir", "", "directory of the OCI layout or registry")
+	case "registry-config":
+		fs.StringVar(&o.registry, "registry", "", "address to listen on (host:port)")
+		fs.StringVar(&o.dir, "dir", "", "the registry's storage directory")
 	default:
 		return fmt.Errorf("unknown verb %q", verb)
 	}
@@ -83,6 +89,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return push(ctx, o, stdout, stderr)
 	case "layout":
 		return layout(ctx, o, stdout)
+	case "registry-config":
+		if o.registry == "" || o.dir == "" {
+			return errors.New("registry-config: -registry and -dir are required")
+		}
+		_, err := io.WriteString(stdout, testimages.RegistryConfig(o.registry, o.dir))
+		return err
 	default:
 		return serve(ctx, o, stdout, stderr)
 	}
