@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -144,10 +145,10 @@ func lockAndName(f *os.File, p, tmpRoot, pattern string) (*tempEntry, error) {
 // ownerTag names this process as "<pid>.<start time>-", the start time in
 // clock ticks since boot from /proc/self/stat, so that a reused PID is not
 // mistaken for it.
-func ownerTag() string {
+var ownerTag = sync.OnceValue(func() string {
 	pid := os.Getpid()
 	return fmt.Sprintf("%d.%d-", pid, procStart(pid))
-}
+})
 
 // ownerGone reports whether the name, which starts with an ownerTag, names
 // a process that no longer exists (no such PID, or a PID since reused by a
