@@ -22,6 +22,7 @@ const (
 	ExitUnsupported    = 69 // host lacks a needed feature (overlayfs), or the image has no build for it
 	ExitInternal       = 70 // a bug in ephem
 	ExitOS             = 71 // an operating-system call failed
+	ExitBusy           = 72 // the session is attached elsewhere
 	ExitCreate         = 73 // Kubernetes: the runtime could not create the debug container
 	ExitTimeout        = 74 // Kubernetes: the debug container did not start within --timeout
 	ExitTargetGone     = 75 // the target exited during the session
@@ -63,6 +64,8 @@ func exitCodeFor(err error) int {
 		return ExitTargetGone
 	case errors.Is(err, runtime.ErrPermission), errors.Is(err, image.ErrAuth):
 		return ExitPermission
+	case errors.Is(err, runtime.ErrBusy):
+		return ExitBusy
 	case errors.Is(err, runtime.ErrOS):
 		return ExitOS
 	default:

@@ -27,6 +27,8 @@ var (
 	// ErrInvalidSpec marks a container spec the backend cannot honour
 	// (an unknown capability, root under a non-root profile).
 	ErrInvalidSpec = errors.New("invalid container spec")
+	// ErrBusy marks a session another client is attached to.
+	ErrBusy = errors.New("session busy")
 )
 
 // Interface is one backend.

@@ -1,6 +1,7 @@
 package local
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -10,22 +11,32 @@ import (
 	"syscall"
 
 	"github.com/ephem-dev/ephem/pkg/runtime/local/nsenter"
+	"github.com/moby/sys/user"
 	"golang.org/x/sys/unix"
 )
 
 func init() { nsenter.Register(runInit) }
 
-// runInit is the debug container's init. The constructor has mounted the
-// image and joined the target's namespaces; this finishes the root, runs the
-// command and stays as the session's subreaper until every process of the
-// session is gone. It never returns.
+// runInit is the debug container's init. It runs twice in the same process.
+// First (EnvJoin set) with every privilege: the constructor has mounted the
+// image and joined the target's namespaces, and setupMain finishes the root
+// and re-executes ephem. Then (EnvDrop set) as the container's equal: the
+// constructor has dropped to the command's credentials, and superviseMain
+// runs the command and stays as the session's subreaper until every process
+// of the session is gone. No command runs while init is privileged. It
+// never returns.
 func runInit() {
 	fd, err := strconv.Atoi(os.Getenv(nsenter.EnvCtl))
-	if err != nil {
+	if err != nil || fd < 0 {
 		os.Exit(125)
 	}
 	c := &conn{f: os.NewFile(uintptr(fd), "ephem-ctl")}
-	code, err := initMain(c)
+	if os.Getenv(nsenter.EnvDrop) == "" {
+		err = setupMain(c, fd)
+		_ = c.send(errorMessage(err))
+		os.Exit(125)
+	}
+	code, err := superviseMain(c)
 	if err != nil {
 		_ = c.send(errorMessage(err))
 		os.Exit(125)
@@ -43,7 +54,7 @@ func (e *initError) Error() string { return e.err.Error() }
 func (e *initError) Unwrap() error { return e.err }
 
 func errorMessage(err error) message {
-	m := message{T: msgError, Kind: "os", Msg: err.Error()}
+	m := message{T: msgError, Kind: nsenter.KindOS, Msg: err.Error()}
 	var ie *initError
 	if errors.As(err, &ie) {
 		m.Kind = ie.kind
@@ -55,15 +66,108 @@ func errorMessage(err error) message {
 	return m
 }
 
-func initMain(c *conn) (int, error) {
-	// Nothing init inherited (the control socket, the attach listener, the
-	// layer pins, whatever ephem itself inherited) may reach the command.
+// envConfig is the descriptor of the memfd that carries the config and the
+// resolved user from setupMain to superviseMain.
+const envConfig = "_EPHEM_CONFIG"
+
+// stage2 is what superviseMain gets from setupMain.
+type stage2 struct {
+	Config *initConfig    `json:"config"`
+	User   *user.ExecUser `json:"user"`
+}
+
+// setupMain is init's privileged half: it receives the config, sets up the
+// root, resolves the command's user, and re-executes ephem so that the
+// constructor drops to the container's credentials. It returns only on
+// failure.
+func setupMain(c *conn, ctl int) error {
+	// Nothing init inherited (the layer pins, the target's namespaces,
+	// whatever ephem itself inherited) survives the re-execution but the
+	// control socket, the attach listener and the config.
 	if err := closeOnExec(); err != nil {
-		return 0, err
+		return err
 	}
-	listener := attachListener()
+	attach := os.Getenv(envAttach)
 	for _, k := range []string{nsenter.EnvJoin, nsenter.EnvCtl, nsenter.EnvRootfs, nsenter.EnvLower, nsenter.EnvNewPID, nsenter.EnvRootIDs, envAttach} {
 		_ = os.Unsetenv(k)
+	}
+	m, _, err := c.recv()
+	if err != nil {
+		return err
+	}
+	if m.T != msgConfig || m.Config == nil {
+		return fmt.Errorf("expected the config, got %q", m.T)
+	}
+	cfg := m.Config
+	warn := func(s string) { _ = c.send(message{T: msgWarning, Msg: s}) }
+	if err := setupRoot(cfg, warn); err != nil {
+		return err
+	}
+	u, err := resolveUser(cfg)
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(stage2{Config: cfg, User: u})
+	if err != nil {
+		return fmt.Errorf("encoding the config: %w", err)
+	}
+	mfd, err := unix.MemfdCreate("ephem-config", 0)
+	if err != nil {
+		return fmt.Errorf("creating the config's memfd: %w", err)
+	}
+	if _, err := unix.Pwrite(mfd, b, 0); err != nil {
+		return fmt.Errorf("writing the config's memfd: %w", err)
+	}
+	env := append(os.Environ(),
+		nsenter.EnvCtl+"="+strconv.Itoa(ctl),
+		envConfig+"="+strconv.Itoa(mfd),
+		nsenter.EnvDrop+"="+nsenter.DropSpec(u.Uid, u.Gid, u.Sgids, capMask(cfg.Caps), cfg.NoNewPrivs, setgroupsAllowed()))
+	keep := []int{ctl, mfd}
+	if n, err := strconv.Atoi(attach); err == nil && n > 2 {
+		env = append(env, envAttach+"="+attach)
+		keep = append(keep, n)
+	}
+	for _, fd := range keep {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_SETFD, 0); err != nil {
+			return fmt.Errorf("keeping descriptor %d: %w", fd, err)
+		}
+	}
+	err = unix.Exec("/proc/self/exe", []string{"ephem-init"}, env)
+	return fmt.Errorf("re-executing init without privileges: %w", err)
+}
+
+func capMask(caps []int) uint64 {
+	var m uint64
+	for _, c := range caps {
+		if c >= 0 && c < 64 {
+			m |= 1 << uint(c)
+		}
+	}
+	return m
+}
+
+// superviseMain is init's half with the container's credentials: it runs
+// the command and supervises the session.
+func superviseMain(c *conn) (int, error) {
+	listener := attachListener()
+	fd, err := strconv.Atoi(os.Getenv(envConfig))
+	if err != nil {
+		return 0, &initError{nsenter.KindInternal, fmt.Errorf("bad %s: %w", envConfig, err)}
+	}
+	for _, k := range []string{nsenter.EnvCtl, nsenter.EnvDrop, envConfig, envAttach} {
+		_ = os.Unsetenv(k)
+	}
+	f := os.NewFile(uintptr(fd), "ephem-config")
+	var st stage2
+	err = json.NewDecoder(f).Decode(&st)
+	f.Close()
+	if err != nil || st.Config == nil || st.User == nil {
+		return 0, &initError{nsenter.KindInternal, fmt.Errorf("reading the config: %v", err)}
+	}
+	// The descriptors left are the control socket, the listener and the
+	// standard streams: none may reach the command.
+	if err := closeOnExec(); err != nil {
+		return 0, err
 	}
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return 0, fmt.Errorf("becoming the session's subreaper: %w", err)
@@ -71,19 +175,7 @@ func initMain(c *conn) (int, error) {
 	// SIGTERM is the relay's death: end the session.
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, unix.SIGTERM, unix.SIGINT, unix.SIGHUP)
-	m, _, err := c.recv()
-	if err != nil {
-		return 0, err
-	}
-	if m.T != msgConfig || m.Config == nil {
-		return 0, fmt.Errorf("expected the config, got %q", m.T)
-	}
-	cfg := m.Config
-	warn := func(s string) { _ = c.send(message{T: msgWarning, Msg: s}) }
-	if err := setupRoot(cfg, warn); err != nil {
-		return 0, err
-	}
-	p, err := newProcess(cfg)
+	p, err := newProcess(st.Config, st.User)
 	if err != nil {
 		return 0, err
 	}
@@ -236,7 +328,7 @@ func supervise(c *conn, p *process, term <-chan os.Signal, l *net.UnixListener) 
 			stop()
 		case nc := <-attach:
 			if cur != nil || p.master == nil {
-				_ = nc.send(message{T: msgError, Kind: "busy", Msg: "the session is attached elsewhere"})
+				_ = nc.send(message{T: msgError, Kind: nsenter.KindBusy, Msg: "the session is attached elsewhere: detach the other client (ctrl-p ctrl-q) or try again when it has"})
 				nc.f.Close()
 				continue
 			}

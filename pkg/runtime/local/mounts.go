@@ -14,9 +14,10 @@ import (
 var devices = []string{"null", "zero", "full", "random", "urandom", "tty"}
 
 // setupRoot finishes the container's filesystem under root (the overlay the
-// constructor mounted) and pivots into it: /proc of the joined PID
-// namespace, a minimal /dev with its own devpts, /sys, and the target's name
-// resolution files.
+// constructor mounted) and enters it: /proc of the joined PID namespace, a
+// minimal /dev with its own devpts, /sys, and the target's name resolution
+// files. The constructor of the re-executed init pivots into it (the image
+// need not have the dynamic loader ephem's binary needs).
 func setupRoot(cfg *initConfig, warn func(string)) error {
 	root := cfg.Rootfs // "." : the constructor left us in the image root
 	for name, data := range cfg.Files {
@@ -33,7 +34,10 @@ func setupRoot(cfg *initConfig, warn func(string)) error {
 	if err := setupSys(root, cfg.Privileged); err != nil {
 		warn(err.Error())
 	}
-	return pivot(root)
+	if err := unix.Chdir(root); err != nil {
+		return fmt.Errorf("entering the image root: %w", err)
+	}
+	return nil
 }
 
 // mountAt mounts source on root+dir, creating the directory.
@@ -118,20 +122,6 @@ func setupSys(root string, privileged bool) error {
 		return err
 	}
 	return unix.Mount("", filepath.Join(root, "sys"), "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_REC, "")
-}
-
-// pivot makes root the process's root and detaches the old one.
-func pivot(root string) error {
-	if err := unix.Chdir(root); err != nil {
-		return fmt.Errorf("entering the image root: %w", err)
-	}
-	if err := unix.PivotRoot(".", "."); err != nil {
-		return fmt.Errorf("pivoting into the image root: %w", err)
-	}
-	if err := unix.Unmount(".", unix.MNT_DETACH); err != nil {
-		return fmt.Errorf("detaching the host's root: %w", err)
-	}
-	return unix.Chdir("/")
 }
 
 // realDir returns root+dir after making every component of dir a real

@@ -12,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ephem-dev/ephem/pkg/runtime/local/nsenter"
 	"github.com/moby/sys/user"
 	"golang.org/x/sys/unix"
 )
@@ -27,31 +28,35 @@ type process struct {
 	slave  *os.File
 }
 
-// newProcess resolves the user, environment and executable against the
-// image and prepares the standard streams.
-func newProcess(cfg *initConfig) (*process, error) {
+// resolveUser resolves the command's user against the image's root.
+func resolveUser(cfg *initConfig) (*user.ExecUser, error) {
 	if len(cfg.Argv) == 0 {
-		return nil, &initError{"usage", errors.New("the image has no entrypoint or cmd: give a command after --")}
+		return nil, &initError{nsenter.KindUsage, errors.New("the image has no entrypoint or cmd: give a command after --")}
 	}
 	u, err := user.GetExecUserPath(cfg.User, &user.ExecUser{Home: "/"}, "/etc/passwd", "/etc/group")
 	if err != nil {
-		return nil, &initError{"usage", fmt.Errorf("resolving user %q in the image: %w", cfg.User, err)}
+		return nil, &initError{nsenter.KindUsage, fmt.Errorf("resolving user %q in the image: %w", cfg.User, err)}
 	}
 	if cfg.RunAsNonRoot && u.Uid == 0 {
-		return nil, &initError{"usage", errors.New("the profile requires a non-root user but the image runs as root: pass --user UID or use another profile")}
+		return nil, &initError{nsenter.KindUsage, errors.New("the profile requires a non-root user but the image runs as root: pass --user UID or use another profile")}
 	}
+	return u, nil
+}
+
+// newProcess prepares the command of user u (init already runs as u, with
+// its groups) with the image's environment and the standard streams.
+func newProcess(cfg *initConfig, u *user.ExecUser) (*process, error) {
 	env := environment(cfg, u.Home)
 	path, err := lookPath(cfg.Argv[0], pathOf(env))
 	if err != nil {
-		return nil, &initError{"notfound", err}
+		return nil, &initError{nsenter.KindNotFound, err}
 	}
 	cmd := &exec.Cmd{Path: path, Args: cfg.Argv, Env: env, Dir: cfg.WorkingDir}
 	if cmd.Dir == "" {
 		cmd.Dir = "/"
 	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Credential: &syscall.Credential{Uid: uint32(u.Uid), Gid: uint32(u.Gid), Groups: toUint32(u.Sgids),
-			NoSetGroups: !setgroupsAllowed()},
+		Credential: &syscall.Credential{Uid: uint32(u.Uid), Gid: uint32(u.Gid), NoSetGroups: true},
 	}
 	p := &process{cfg: cfg, cmd: cmd}
 	if cfg.TTY {
@@ -144,14 +149,6 @@ func setgroupsAllowed() bool {
 	return err != nil || !strings.HasPrefix(string(b), "deny")
 }
 
-func toUint32(in []int) []uint32 {
-	out := make([]uint32, len(in))
-	for i, v := range in {
-		out[i] = uint32(v)
-	}
-	return out
-}
-
 // openTerminal allocates a terminal in the container's own devpts.
 func (p *process) openTerminal(uid int) error {
 	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
@@ -194,7 +191,7 @@ func (p *process) start() error {
 		p.slave.Close()
 	}
 	if err != nil {
-		return &initError{"os", fmt.Errorf("starting %q: %w", p.cfg.Argv[0], err)}
+		return &initError{nsenter.KindOS, fmt.Errorf("starting %q: %w", p.cfg.Argv[0], err)}
 	}
 	return nil
 }
@@ -206,6 +203,10 @@ func (p *process) restrictThread() error {
 	}
 	for c := 0; c <= lastCap(); c++ {
 		if keep[c] {
+			continue
+		}
+		// init's bounding set is the container's already (drop_to).
+		if in, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(c), 0, 0, 0); err == nil && in == 0 {
 			continue
 		}
 		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && err != unix.EINVAL {

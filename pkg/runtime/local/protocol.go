@@ -4,6 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/sys/unix"
 )
@@ -98,6 +101,24 @@ func (c *conn) recv() (message, []int, error) {
 		}
 		return m, fds, nil
 	}
+}
+
+// maxText bounds the text of one warning or error the host prints.
+const maxText = 2048
+
+// printable is init's text as the host may print it: a process of the
+// debug container that can trace init can make it send anything, so
+// control characters (terminal escapes) are replaced and the length cut.
+func printable(s string) string {
+	if len(s) > maxText {
+		s = s[:maxText] + "..."
+	}
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) || r == utf8.RuneError {
+			return '?'
+		}
+		return r
+	}, s)
 }
 
 type closedError struct{}

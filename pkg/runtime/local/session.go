@@ -6,12 +6,16 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/ephem-dev/ephem/pkg/runtime"
+	"github.com/ephem-dev/ephem/pkg/runtime/local/nsenter"
 	"github.com/ephem-dev/ephem/pkg/session"
 	"github.com/ephem-dev/ephem/pkg/spec"
+	"golang.org/x/sys/unix"
 )
 
 var errConnRefused = syscall.ECONNREFUSED
@@ -84,14 +88,18 @@ func (s *sess) relay(ctx context.Context, t *openTarget, what string) error {
 				}
 				return s.finish(fmt.Errorf("%w: the debug container's init ended without an exit code", runtime.ErrOS), targetGone, what)
 			}
+			if r.m.T != msgPTY {
+				closeAll(r.fds) // only a terminal comes with a descriptor
+			}
 			switch r.m.T {
 			case msgError:
 				s.abort()
-				return s.setupError(errors.New(r.m.Msg), r.m)
+				return s.setupError(errors.New(printable(r.m.Msg)), r.m)
 			case msgWarning:
-				fmt.Fprintf(s.e.opts.Log, "warning: %s\n", r.m.Msg)
+				fmt.Fprintf(s.e.opts.Log, "warning: %s\n", printable(r.m.Msg))
 			case msgPTY:
-				if len(r.fds) != 1 {
+				if len(r.fds) != 1 || terminal {
+					closeAll(r.fds)
 					s.abort()
 					return fmt.Errorf("%w: init sent %d terminal descriptors", runtime.ErrOS, len(r.fds))
 				}
@@ -167,24 +175,56 @@ func (s *sess) setupError(err error, m ...message) error {
 		return err
 	}
 	switch m[0].Kind {
-	case "unsupported":
+	case nsenter.KindUnsupported:
 		return fmt.Errorf("%w: %w", runtime.ErrUnsupported, err)
-	case "permission":
+	case nsenter.KindPermission:
 		return fmt.Errorf("%w: %w", runtime.ErrPermission, err)
-	case "usage":
+	case nsenter.KindUsage:
 		return fmt.Errorf("%w: %w", runtime.ErrInvalidSpec, err)
-	case "notfound":
+	case nsenter.KindNotFound:
 		return &runtime.ExitError{Code: 127, Err: err}
+	case nsenter.KindBusy:
+		return fmt.Errorf("%w: %w", runtime.ErrBusy, err)
 	}
 	return fmt.Errorf("%w: setting up the debug container: %w", runtime.ErrOS, err)
 }
 
-// abort kills the init and its relay.
+// abort ends a session whose set-up failed. It kills the container's init,
+// not the relay: the relay reaps init and exits, where killing the relay
+// first would leave init a zombie of the target's PID 1, which need not
+// reap. The relay itself is killed only if it is still there after a
+// second.
 func (s *sess) abort() {
 	_ = s.ctl.send(message{T: msgKill})
-	if s.cmd != nil && s.cmd.Process != nil {
-		_ = s.cmd.Process.Kill()
+	if s.cmd == nil || s.cmd.Process == nil {
+		return
 	}
+	for _, pid := range childrenOf(s.cmd.Process.Pid) {
+		_ = unix.Kill(pid, unix.SIGKILL)
+	}
+	p := s.cmd.Process
+	time.AfterFunc(time.Second, func() { _ = p.Kill() })
+}
+
+func closeAll(fds []int) {
+	for _, fd := range fds {
+		_ = unix.Close(fd)
+	}
+}
+
+// childrenOf lists the children of process pid.
+func childrenOf(pid int) []int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+	if err != nil {
+		return nil
+	}
+	var out []int
+	for _, f := range strings.Fields(string(b)) {
+		if n, err := strconv.Atoi(f); err == nil {
+			out = append(out, n)
+		}
+	}
+	return out
 }
 
 func (s *sess) wait() {

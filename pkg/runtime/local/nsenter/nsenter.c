@@ -6,13 +6,19 @@
 // with _EPHEM_JOIN set. It:
 //   1. unshares a mount namespace (as the host's root) and mounts a tmpfs on
 //      _EPHEM_ROOTFS with the image as an overlay at <ROOTFS>/root;
-//   2. joins the namespaces listed in _EPHEM_NS ("user:4,net:5,...", user
+//   2. joins the namespaces listed in _EPHEM_JOIN ("user:4,net:5,...", user
 //      first), opening a second mount namespace owned by the target's user
 //      namespace when it joined one;
 //   3. forks: the parent stays a tiny relay that waits and passes the exit
 //      status on; the child returns into the Go runtime as the container's
 //      init, inside the target's PID namespace.
 // Errors go to the control socket (_EPHEM_CTL) as one JSON message.
+//
+// When init has set up the root it re-executes ephem with _EPHEM_DROP set
+// instead: the constructor then drops the process, still single-threaded, to
+// the debug container's own credentials (drop_to) before the Go runtime
+// starts threads, so that what stays in the target's PID namespace holds no
+// more than the container.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -27,14 +33,37 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <grp.h>
+#include <limits.h>
+#include <linux/capability.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "nsenter.h"
 
 #ifndef CLONE_NEWTIME
 #define CLONE_NEWTIME 0x00000080
 #endif
 
 static int ctl_fd = -1;
+
+// json_escape copies in to out (of size n) as the inside of a JSON string:
+// quotes, backslashes and every control character escaped, cut short
+// rather than overflowing.
+static void json_escape(const char *in, char *out, size_t n) {
+	size_t j = 0;
+	for (const unsigned char *p = (const unsigned char *)in; *p && j + 7 < n; p++) {
+		if (*p == '"' || *p == '\\') {
+			out[j++] = '\\';
+			out[j++] = (char)*p;
+		} else if (*p < 0x20 || *p == 0x7f) {
+			j += (size_t)snprintf(out + j, n - j, "\\u%04x", *p);
+		} else {
+			out[j++] = (char)*p;
+		}
+	}
+	out[j] = 0;
+}
 
 // fail reports msg (with errno's text) on the control socket and exits.
 static void fail(const char *kind, const char *fmt, ...) {
@@ -44,18 +73,33 @@ static void fail(const char *kind, const char *fmt, ...) {
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
-	// JSON-escape the two characters our messages can contain.
 	char esc[1100];
-	size_t j = 0;
-	for (size_t i = 0; msg[i] && j + 2 < sizeof esc; i++) {
-		if (msg[i] == '"' || msg[i] == '\\') esc[j++] = '\\';
-		esc[j++] = msg[i];
-	}
-	esc[j] = 0;
+	json_escape(msg, esc, sizeof esc);
 	int n = snprintf(out, sizeof out, "{\"t\":\"error\",\"kind\":\"%s\",\"errno\":%d,\"msg\":\"%s: %s\"}",
 			 kind, saved, esc, strerror(saved));
 	if (ctl_fd >= 0) send(ctl_fd, out, n, MSG_NOSIGNAL);
 	_exit(125);
+}
+
+// parse_ulong reads one unsigned decimal (or, with base 16, hex) number
+// from *s up to the next ':' or ',' (or the end), strictly, and advances *s
+// past it. Returns -1 on malformed input.
+static int parse_ulong(const char **s, int base, unsigned long long max, unsigned long long *out) {
+	char *end;
+	if (**s < '0' || **s > 'f') return -1;
+	errno = 0;
+	unsigned long long v = strtoull(*s, &end, base);
+	if (errno || end == *s || v > max || (*end && *end != ':' && *end != ',')) return -1;
+	*out = v;
+	*s = end;
+	return 0;
+}
+
+// parse_fd reads a descriptor number from the environment, strictly.
+static int parse_fd(const char *v) {
+	unsigned long long n;
+	if (!v || parse_ulong(&v, 10, INT_MAX, &n) || *v) return -1;
+	return (int)n;
 }
 
 static int ns_flag(const char *name) {
@@ -98,6 +142,10 @@ static int mount_overlay_new(const char *lower, const char *upper, const char *w
 	int fs = syscall(SYS_fsopen, "overlay", 1 /* FSOPEN_CLOEXEC */);
 	if (fs < 0) return -1;
 	char *dup = strdup(lower), *save = NULL;
+	if (!dup) {
+		close(fs);
+		return -1;
+	}
 	for (char *l = strtok_r(dup, ":", &save); l; l = strtok_r(NULL, ":", &save)) {
 		if (syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING_, "lowerdir+", l, 0) < 0) {
 			free(dup);
@@ -147,7 +195,11 @@ static int idmapped_overlay(const char *dir, const char *lower, int userns_fd, c
 	char *lowers = calloc(1, cap), *dup = strdup(lower), *save = NULL;
 	int i = 0, ok = 0;
 	unsigned uid = 0, gid = 0;
-	if (root_ids) sscanf(root_ids, "%u:%u", &uid, &gid);
+	if (!lowers || !dup) goto out;
+	if (root_ids && sscanf(root_ids, "%u:%u", &uid, &gid) != 2) {
+		errno = EINVAL;
+		goto out;
+	}
 	snprintf(path, sizeof path, "%s/l", dir);
 	if (mkdir(path, 0755) < 0) goto out;
 	for (char *l = strtok_r(dup, ":", &save); l; l = strtok_r(NULL, ":", &save), i++) {
@@ -171,9 +223,9 @@ out:
 static void setup_rootfs(const char *dir, const char *lower, int userns_fd, const char *root_ids) {
 	char upper[4096], work[4096], root[4096];
 	if (mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0)
-		fail("os", "mounting a tmpfs on %s", dir);
+		fail(KIND_OS, "mounting a tmpfs on %s", dir);
 	snprintf(root, sizeof root, "%s/root", dir);
-	if (mkdir(root, 0755) < 0) fail("os", "creating %s", root);
+	if (mkdir(root, 0755) < 0) fail(KIND_OS, "creating %s", root);
 	if (userns_fd >= 0) {
 		if (idmapped_overlay(dir, lower, userns_fd, root_ids) == 0) return;
 		// Without idmapped mounts the image still works; its files read
@@ -181,21 +233,22 @@ static void setup_rootfs(const char *dir, const char *lower, int userns_fd, cons
 		// over on a fresh tmpfs.
 		if (umount2(dir, MNT_DETACH) < 0 || mount("tmpfs", dir, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") < 0 ||
 		    mkdir(root, 0755) < 0)
-			fail("os", "resetting the tmpfs on %s", dir);
+			fail(KIND_OS, "resetting the tmpfs on %s", dir);
 	}
 	snprintf(upper, sizeof upper, "%s/upper", dir);
 	snprintf(work, sizeof work, "%s/work", dir);
 	if (mkdir(upper, 0755) < 0 || mkdir(work, 0755) < 0)
-		fail("os", "creating overlay directories under %s", dir);
+		fail(KIND_OS, "creating overlay directories under %s", dir);
 	if (mount_overlay_new(lower, upper, work, root) == 0) return;
 	// Older kernels: one option string, limited to a page.
 	size_t n = strlen(lower) + strlen(upper) + strlen(work) + 64;
 	char *opts = malloc(n);
+	if (!opts) fail(KIND_OS, "allocating the overlay's options");
 	snprintf(opts, n, "lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work);
 	if (mount("overlay", root, "overlay", 0, opts) < 0) {
 		if (errno == ENODEV)
-			fail("unsupported", "mounting the image: this kernel has no overlay filesystem (modprobe overlay)");
-		fail("os", "mounting the image as an overlay on %s", root);
+			fail(KIND_UNSUPPORTED, "mounting the image: this kernel has no overlay filesystem (modprobe overlay)");
+		fail(KIND_OS, "mounting the image as an overlay on %s", root);
 	}
 	free(opts);
 }
@@ -216,44 +269,119 @@ static void relay(pid_t child) {
 // userns_fd returns the descriptor of the user namespace in spec, or -1.
 static int userns_fd(const char *spec) {
 	if (strncmp(spec, "user:", 5) != 0) return -1;
-	return atoi(spec + 5);
+	const char *v = spec + 5;
+	unsigned long long n;
+	if (parse_ulong(&v, 10, INT_MAX, &n) || (*v && *v != ',')) fail(KIND_INTERNAL, "bad namespace list %.64s", spec);
+	return (int)n;
 }
 
 static void join(const char *spec) {
 	char *dup = strdup(spec), *save = NULL;
+	if (!dup) fail(KIND_OS, "copying the namespace list");
 	int joined_user = 0;
 	for (char *item = strtok_r(dup, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
 		char *colon = strchr(item, ':');
-		if (!colon) fail("internal", "bad namespace item %s", item);
+		if (!colon) fail(KIND_INTERNAL, "bad namespace item %s", item);
 		*colon = 0;
-		int flag = ns_flag(item), fd = atoi(colon + 1);
-		if (!flag) fail("internal", "unknown namespace %s", item);
-		if (setns(fd, flag) < 0) fail(errno == EPERM ? "permission" : "os", "joining the target's %s namespace", item);
+		int flag = ns_flag(item), fd = parse_fd(colon + 1);
+		if (fd < 0) fail(KIND_INTERNAL, "bad descriptor for namespace %s", item);
+		if (!flag) fail(KIND_INTERNAL, "unknown namespace %s", item);
+		if (setns(fd, flag) < 0) fail(errno == EPERM ? KIND_PERMISSION : KIND_OS, "joining the target's %s namespace", item);
 		close(fd);
 		if (flag == CLONE_NEWUSER) {
 			joined_user = 1;
 			// Become root of the target's user namespace, as runc does.
 			if (setresgid(0, 0, 0) < 0 || setresuid(0, 0, 0) < 0)
-				fail("os", "becoming root in the target's user namespace (is UID 0 mapped?)");
+				fail(KIND_OS, "becoming root in the target's user namespace (is UID 0 mapped?)");
 		}
 	}
 	free(dup);
 	// Mounts from here on need a mount namespace owned by the joined user
 	// namespace; it inherits the overlay mounted above.
 	if (joined_user && unshare(CLONE_NEWNS) < 0)
-		fail("os", "creating a mount namespace in the target's user namespace");
+		fail(KIND_OS, "creating a mount namespace in the target's user namespace");
+}
+
+// drop_to makes this process the debug container's equal before the Go
+// runtime starts: spec is "UID:GID:G1,G2,...:CAPS:NNP:SETGROUPS" (CAPS the
+// container's capability set in hex; NNP and SETGROUPS 0 or 1). The bounding
+// set becomes CAPS; UID, GID and the groups the command's; the permitted and
+// effective sets the command's own (CAPS as root; as another user only KILL,
+// if CAPS has it, to end the session's processes whatever user they became);
+// no ambient capabilities, no_new_privs as the container's, and never
+// dumpable. A process of the container that can trace this one gains
+// nothing it could not have.
+static void drop_to(const char *spec) {
+	unsigned long long uid, gid, caps, nnp, sg, g;
+	gid_t groups[64];
+	size_t ngroups = 0;
+	const char *s = spec;
+	if (parse_ulong(&s, 10, UINT_MAX - 1, &uid) || *s++ != ':' || parse_ulong(&s, 10, UINT_MAX - 1, &gid) || *s++ != ':')
+		goto bad;
+	while (*s != ':') {
+		if (ngroups == sizeof groups / sizeof groups[0] || parse_ulong(&s, 10, UINT_MAX - 1, &g)) goto bad;
+		groups[ngroups++] = (gid_t)g;
+		if (*s == ',') s++;
+	}
+	s++;
+	if (parse_ulong(&s, 16, ~0ULL, &caps) || *s++ != ':' || parse_ulong(&s, 10, 1, &nnp) || *s++ != ':' ||
+	    parse_ulong(&s, 10, 1, &sg) || *s)
+		goto bad;
+	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) fail(KIND_OS, "keeping capabilities across the user change");
+	for (int c = 0; c < 64; c++) {
+		if (caps >> c & 1) continue;
+		if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)
+			fail(KIND_OS, "dropping capability %d from the bounding set", c);
+	}
+	if (sg && setgroups(ngroups, groups) < 0) fail(KIND_OS, "setting the supplementary groups");
+	if (setresgid(gid, gid, gid) < 0) fail(KIND_OS, "setting group %llu", gid);
+	if (setresuid(uid, uid, uid) < 0) fail(KIND_OS, "setting user %llu", uid);
+	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
+	struct __user_cap_data_struct data[2];
+	if (syscall(SYS_capget, &hdr, data) < 0) fail(KIND_OS, "reading capabilities");
+	unsigned long long want = uid == 0 ? caps : caps & (1ULL << CAP_KILL);
+	for (int i = 0; i < 2; i++) {
+		unsigned w = (unsigned)(want >> (32 * i)), keep = (unsigned)(caps >> (32 * i));
+		data[i].permitted &= w;
+		data[i].effective = data[i].permitted;
+		data[i].inheritable &= keep;
+	}
+	if (syscall(SYS_capset, &hdr, data) < 0) fail(KIND_OS, "setting capabilities");
+	if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
+		fail(KIND_OS, "clearing ambient capabilities");
+	if (prctl(PR_SET_KEEPCAPS, 0, 0, 0, 0) < 0) fail(KIND_OS, "resetting keep-capabilities");
+	if (nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) fail(KIND_OS, "setting no_new_privs");
+	// A change of credentials makes the process dumpable again: undo it
+	// last. The parent-death signal is reset by it too.
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) fail(KIND_OS, "making the process non-dumpable");
+	prctl(PR_SET_NAME, "ephem-init", 0, 0, 0);
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) < 0) fail(KIND_OS, "setting the parent-death signal");
+	return;
+bad:
+	errno = EINVAL;
+	fail(KIND_INTERNAL, "bad credentials %.64s", spec);
 }
 
 __attribute__((constructor)) static void ephem_nsenter(void) {
+	const char *drop = getenv("_EPHEM_DROP");
+	if (drop) {
+		// init set up the root and re-executed ephem from inside it: pivot
+		// (the loader has mapped every library by now), then drop.
+		ctl_fd = parse_fd(getenv("_EPHEM_CTL"));
+		if (syscall(SYS_pivot_root, ".", ".") < 0) fail(KIND_OS, "pivoting into the image root");
+		if (umount2(".", MNT_DETACH) < 0) fail(KIND_OS, "detaching the host's root");
+		if (chdir("/") < 0) fail(KIND_OS, "entering the image root");
+		drop_to(drop);
+		return;
+	}
 	const char *spec = getenv("_EPHEM_JOIN");
 	if (!spec) return;
-	const char *ctl = getenv("_EPHEM_CTL");
-	ctl_fd = ctl ? atoi(ctl) : -1;
+	ctl_fd = parse_fd(getenv("_EPHEM_CTL"));
 	// Nothing in the target may open /proc/<us>/exe and write the host's
 	// binary (CVE-2019-5736): stay non-dumpable until exec.
-	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) fail("os", "making the process non-dumpable");
-	if (unshare(CLONE_NEWNS) < 0) fail("os", "creating a mount namespace");
-	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) fail("os", "making mounts private");
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) fail(KIND_OS, "making the process non-dumpable");
+	if (unshare(CLONE_NEWNS) < 0) fail(KIND_OS, "creating a mount namespace");
+	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) fail(KIND_OS, "making mounts private");
 	const char *rootfs = getenv("_EPHEM_ROOTFS"), *lower = getenv("_EPHEM_LOWER");
 	if (rootfs && lower) {
 		char root[4096];
@@ -262,7 +390,7 @@ __attribute__((constructor)) static void ephem_nsenter(void) {
 		// user namespace, the path to it (the cache's ancestors) may not
 		// be searchable, but the working directory always is.
 		snprintf(root, sizeof root, "%s/root", rootfs);
-		if (chdir(root) < 0) fail("os", "entering %s", root);
+		if (chdir(root) < 0) fail(KIND_OS, "entering %s", root);
 	}
 	join(spec);
 	if (rootfs && lower) {
@@ -270,12 +398,12 @@ __attribute__((constructor)) static void ephem_nsenter(void) {
 		// namespace is locked, and pivot_root refuses locked mounts; a
 		// bind of it made here is not. Step onto the bind through the
 		// session's own tmpfs.
-		if (mount(".", ".", NULL, MS_BIND | MS_REC, NULL) < 0) fail("os", "binding the image root");
-		if (chdir("..") < 0 || chdir("root") < 0) fail("os", "entering the image root");
+		if (mount(".", ".", NULL, MS_BIND | MS_REC, NULL) < 0) fail(KIND_OS, "binding the image root");
+		if (chdir("..") < 0 || chdir("root") < 0) fail(KIND_OS, "entering the image root");
 	}
-	if (getenv("_EPHEM_NEWPID") && unshare(CLONE_NEWPID) < 0) fail("os", "creating a PID namespace");
+	if (getenv("_EPHEM_NEWPID") && unshare(CLONE_NEWPID) < 0) fail(KIND_OS, "creating a PID namespace");
 	pid_t pid = fork();
-	if (pid < 0) fail("os", "forking the container's init");
+	if (pid < 0) fail(KIND_OS, "forking the container's init");
 	if (pid > 0) {
 		prctl(PR_SET_NAME, "ephem-relay", 0, 0, 0);
 		relay(pid);
@@ -283,5 +411,5 @@ __attribute__((constructor)) static void ephem_nsenter(void) {
 	// What ps shows in the target's PID namespace (not "exe").
 	prctl(PR_SET_NAME, "ephem-init", 0, 0, 0);
 	// The container's init: end with the relay (and so with ephem).
-	if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) < 0) fail("os", "setting the parent-death signal");
+	if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) < 0) fail(KIND_OS, "setting the parent-death signal");
 }

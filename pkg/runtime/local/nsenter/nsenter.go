@@ -8,7 +8,12 @@ package nsenter
 // #cgo CFLAGS: -Wall -Wextra -Wno-unused-parameter
 import "C"
 
-import "os"
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
 
 // Environment variables the constructor reads; the Go side of the local
 // engine sets them when it re-executes ephem.
@@ -26,6 +31,22 @@ const (
 	// EnvRootIDs is "uid:gid", the host IDs of the root of the target's
 	// user namespace, when it has its own.
 	EnvRootIDs = "_EPHEM_ROOT_IDS"
+	// EnvDrop is "UID:GID:GROUPS:CAPS:NNP:SETGROUPS": set when init
+	// re-executes itself, it makes the constructor drop to the debug
+	// container's credentials (see drop_to in nsenter.c) and join nothing.
+	EnvDrop = "_EPHEM_DROP"
+)
+
+// Error kinds of the error messages the constructor and init send the host;
+// nsenter.h defines the same for the C side.
+const (
+	KindOS          = "os"
+	KindInternal    = "internal"
+	KindPermission  = "permission"
+	KindUnsupported = "unsupported"
+	KindUsage       = "usage"
+	KindNotFound    = "notfound"
+	KindBusy        = "busy"
 )
 
 // initFunc is the container init's entry point, registered by the local
@@ -35,8 +56,24 @@ var initFunc func()
 // Register sets the function Init runs; the local engine calls it from init.
 func Register(f func()) { initFunc = f }
 
-// IsInit reports whether this process is a debug container's init.
-func IsInit() bool { return os.Getenv(EnvJoin) != "" }
+// IsInit reports whether this process is a debug container's init, before
+// or after it dropped its privileges.
+func IsInit() bool { return os.Getenv(EnvJoin) != "" || os.Getenv(EnvDrop) != "" }
+
+// DropSpec formats EnvDrop's value.
+func DropSpec(uid, gid int, groups []int, caps uint64, noNewPrivs, setGroups bool) string {
+	g := make([]string, len(groups))
+	for i, v := range groups {
+		g[i] = strconv.Itoa(v)
+	}
+	b := func(v bool) string {
+		if v {
+			return "1"
+		}
+		return "0"
+	}
+	return fmt.Sprintf("%d:%d:%s:%x:%s:%s", uid, gid, strings.Join(g, ","), caps, b(noNewPrivs), b(setGroups))
+}
 
 // Init runs the registered container init and exits.
 func Init() {
