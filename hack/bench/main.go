@@ -2,7 +2,7 @@
 // (nsenter) and Docker, and a large image against a small one, and prints a
 // markdown report (docs/benchmarks.md holds the last one).
 //
-//	sudo go run ./hack/bench [-runs 15] [-large-mb 500] [-ephem BIN] [-docker=false]
+//	sudo go run ./hack/bench [-runs 15] [-large-mb 500] [-ephem BIN] [-ephem-base BIN] [-docker=false]
 //
 // Every case runs `true` in a target's namespaces; the cases are interleaved
 // round by round (in a rotating order) so that machine noise hits them
@@ -55,6 +55,7 @@ type options struct {
 	runs    int
 	largeMB int
 	ephem   string
+	base    string
 	docker  bool
 	workDir string
 }
@@ -66,6 +67,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.runs, "runs", 15, "timed runs of each case (at least 10)")
 	fs.IntVar(&o.largeMB, "large-mb", 500, "size of the large image in MiB (0: skip the large image)")
 	fs.StringVar(&o.ephem, "ephem", "", "ephem binary (default: go build ./cmd/ephem)")
+	fs.StringVar(&o.base, "ephem-base", "", "a second ephem binary (say, of an earlier commit) timed as the case ephem-base, interleaved with the others")
 	fs.BoolVar(&o.docker, "docker", true, "also measure docker run (starts hack/dockerd.sh's daemon)")
 	fs.StringVar(&o.workDir, "work", "/var/tmp", "directory for the registry and ephem's cache (needs overlayfs support)")
 	if err := fs.Parse(args); err != nil {
@@ -252,6 +254,7 @@ const (
 	caseEphemVersion = "ephem-version"
 	caseEphem        = "ephem"
 	caseEphemLarge   = "ephem-large"
+	caseEphemBase    = "ephem-base"
 	caseDocker       = "docker"
 )
 
@@ -265,6 +268,10 @@ func (env *benchEnv) cases(o options) []benchCase {
 			argv: []string{env.ephem, "version"}},
 		{name: caseEphem, what: "ephem debug -q pid:PID --image busybox -- true", env: ephemEnv,
 			argv: []string{env.ephem, "debug", "-q", "pid:" + pid, "--image", env.small, "--", "true"}},
+	}
+	if o.base != "" {
+		cs = append(cs, benchCase{name: caseEphemBase, what: "the same with -ephem-base's binary", env: ephemEnv,
+			argv: []string{o.base, "debug", "-q", "pid:" + pid, "--image", env.small, "--", "true"}})
 	}
 	if env.large != "" {
 		cs = append(cs, benchCase{name: caseEphemLarge,
