@@ -20,6 +20,13 @@ var devices = []string{"null", "zero", "full", "random", "urandom", "tty"}
 // need not have the dynamic loader ephem's binary needs).
 func setupRoot(cfg *initConfig, warn func(string)) error {
 	root := cfg.Rootfs // "." : the constructor left us in the image root
+	if !cfg.Privileged {
+		// No device node of the image's, or one the command makes, may
+		// reach a host device: only the standard ones bound into /dev.
+		if err := addMountFlags(root, unix.MS_NODEV); err != nil {
+			return fmt.Errorf("making the image root nodev: %w", err)
+		}
+	}
 	for name, data := range cfg.Files {
 		if err := writeFile(root, name, data); err != nil {
 			warn(fmt.Sprintf("copying the target's %s: %v", name, err))
@@ -62,7 +69,9 @@ func setupDev(root string, privileged bool) error {
 			return err
 		}
 	} else {
-		if err := mountAt(root, "/dev", "tmpfs", "tmpfs", unix.MS_NOSUID|unix.MS_STRICTATIME, "mode=755,size=65536k"); err != nil {
+		// nodev: the standard nodes are bind mounts of their own and keep
+		// working; a node made in /dev does not.
+		if err := mountAt(root, "/dev", "tmpfs", "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_STRICTATIME, "mode=755,size=65536k"); err != nil {
 			return err
 		}
 		for _, d := range devices {
@@ -122,6 +131,27 @@ func setupSys(root string, privileged bool) error {
 		return err
 	}
 	return unix.Mount("", filepath.Join(root, "sys"), "", unix.MS_BIND|unix.MS_REMOUNT|unix.MS_RDONLY|unix.MS_REC, "")
+}
+
+// addMountFlags adds flags to those of the mount at dir (the root of a
+// mount) by a bind remount, keeping the ones it has: a mount inherited from
+// a more privileged user namespace has them locked, and dropping one fails.
+func addMountFlags(dir string, flags uintptr) error {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return err
+	}
+	keep := uintptr(0)
+	for stFlag, msFlag := range map[int64]uintptr{
+		unix.ST_RDONLY: unix.MS_RDONLY, unix.ST_NOSUID: unix.MS_NOSUID, unix.ST_NODEV: unix.MS_NODEV,
+		unix.ST_NOEXEC: unix.MS_NOEXEC, unix.ST_NOATIME: unix.MS_NOATIME, unix.ST_NODIRATIME: unix.MS_NODIRATIME,
+		unix.ST_RELATIME: unix.MS_RELATIME,
+	} {
+		if st.Flags&stFlag != 0 {
+			keep |= msFlag
+		}
+	}
+	return unix.Mount("", dir, "", unix.MS_REMOUNT|unix.MS_BIND|keep|flags, "")
 }
 
 // realDir returns root+dir after making every component of dir a real
