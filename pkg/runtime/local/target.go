@@ -12,13 +12,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// nsOrder is the order namespaces are joined in: the user namespace first,
-// so the others are joined with its privileges; pid and time last, as they
-// take effect only for the child forked afterwards.
+// nsOrder is the order namespaces are opened in; pid and time last, as
+// they take effect only for the child forked afterwards. order then moves
+// the user namespace to its place.
 var nsOrder = []string{"user", "cgroup", "ipc", "uts", "net", "time", "pid"}
-
-// alwaysJoined are shared with the target even when they equal the host's.
-var alwaysJoined = map[string]bool{"ipc": true, "uts": true, "net": true, "pid": true}
 
 // openTarget is a live target held by descriptors: a pidfd and one
 // descriptor per namespace to join, so a recycled PID cannot swap the
@@ -45,11 +42,11 @@ func open(pid int, sharePID bool) (*openTarget, error) {
 		if ns == "pid" && !sharePID {
 			continue
 		}
-		if !alwaysJoined[ns] {
-			same, err := sameNamespace(pid, ns)
-			if err != nil || same {
-				continue // the kernel lacks it, or there is nothing to join
-			}
+		// A namespace ephem is in already is not joined: there is nothing
+		// to join, and after the target's user namespace the kernel would
+		// refuse one the initial user namespace owns.
+		if same, err := sameNamespace(pid, ns); err != nil || same {
+			continue // the kernel lacks it, or there is nothing to join
 		}
 		f, err := os.Open("/proc/" + strconv.Itoa(pid) + "/ns/" + ns)
 		if err != nil {
@@ -66,13 +63,70 @@ func open(pid int, sharePID bool) (*openTarget, error) {
 		t.close()
 		return nil, fmt.Errorf("%w: process %d exited while ephem opened it", target.ErrNotFound, pid)
 	}
+	t.order()
 	return t, nil
+}
+
+// order puts the namespaces that the target's user namespace does not own
+// first (they are joined with ephem's own privileges: a target in a user
+// namespace of its own may share the host's network, or one the initial
+// user namespace owns), then the user namespace, then those it owns, as
+// runc does.
+func (t *openTarget) order() {
+	u := t.index("user")
+	if u < 0 {
+		return
+	}
+	var user unix.Stat_t
+	if err := unix.Fstat(int(t.files[u].Fd()), &user); err != nil {
+		return
+	}
+	var before, after []int
+	for i := range t.ns {
+		switch {
+		case i == u:
+		case ownedBy(t.files[i], user):
+			after = append(after, i)
+		default:
+			before = append(before, i)
+		}
+	}
+	ns, files := make([]string, 0, len(t.ns)), make([]*os.File, 0, len(t.files))
+	for _, i := range append(append(before, u), after...) {
+		ns, files = append(ns, t.ns[i]), append(files, t.files[i])
+	}
+	t.ns, t.files = ns, files
+}
+
+// index returns the position of namespace ns in t's list, or -1.
+func (t *openTarget) index(ns string) int {
+	for i, n := range t.ns {
+		if n == ns {
+			return i
+		}
+	}
+	return -1
+}
+
+// ownedBy says whether the namespace f belongs to the user namespace user.
+// A kernel that cannot say (before 4.9) keeps the old order: user first.
+func ownedBy(f *os.File, user unix.Stat_t) bool {
+	fd, err := unix.IoctlRetInt(int(f.Fd()), unix.NS_GET_USERNS)
+	if err != nil {
+		return true
+	}
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return true
+	}
+	return st.Dev == user.Dev && st.Ino == user.Ino
 }
 
 // rootIDs returns "uid:gid", the host IDs that the root of the target's
 // own user namespace maps to, or "" when it shares the host's.
 func (t *openTarget) rootIDs() string {
-	if len(t.ns) == 0 || t.ns[0] != "user" {
+	if t.index("user") < 0 {
 		return ""
 	}
 	uid, ok1 := hostID("/proc/" + strconv.Itoa(t.pid) + "/uid_map")

@@ -6,8 +6,8 @@
 // with _EPHEM_JOIN set. It:
 //   1. unshares a mount namespace (as the host's root) and mounts a tmpfs on
 //      _EPHEM_ROOTFS with the image as an overlay at <ROOTFS>/root;
-//   2. joins the namespaces listed in _EPHEM_JOIN ("user:4,net:5,...", user
-//      first), opening a second mount namespace owned by the target's user
+//   2. joins the namespaces listed in _EPHEM_JOIN ("net:4,user:5,...", in
+//      that order), opening a second mount namespace owned by the target's user
 //      namespace when it joined one;
 //   3. forks: the parent stays a tiny relay that waits and passes the exit
 //      status on; the child returns into the Go runtime as the container's
@@ -268,11 +268,15 @@ static void relay(pid_t child) {
 
 // userns_fd returns the descriptor of the user namespace in spec, or -1.
 static int userns_fd(const char *spec) {
-	if (strncmp(spec, "user:", 5) != 0) return -1;
-	const char *v = spec + 5;
-	unsigned long long n;
-	if (parse_ulong(&v, 10, INT_MAX, &n) || (*v && *v != ',')) fail(KIND_INTERNAL, "bad namespace list %.64s", spec);
-	return (int)n;
+	for (const char *p = spec; p; p = strchr(p, ',')) {
+		if (*p == ',') p++;
+		if (strncmp(p, "user:", 5) != 0) continue;
+		const char *v = p + 5;
+		unsigned long long n;
+		if (parse_ulong(&v, 10, INT_MAX, &n) || (*v && *v != ',')) fail(KIND_INTERNAL, "bad namespace list %.64s", spec);
+		return (int)n;
+	}
+	return -1;
 }
 
 static void join(const char *spec) {

@@ -18,7 +18,7 @@ import (
 // Environment variables the constructor reads; the Go side of the local
 // engine sets them when it re-executes ephem.
 const (
-	// EnvJoin lists "ns:fd" pairs to join, user first.
+	// EnvJoin lists "ns:fd" pairs to join, in order (see openTarget.order).
 	EnvJoin = "_EPHEM_JOIN"
 	// EnvCtl is the control socket's descriptor number.
 	EnvCtl = "_EPHEM_CTL"
