@@ -8,8 +8,8 @@
 #   apt      installs the Debian packages the tests need (only the missing ones)
 #   gofmt    lists Go files that gofmt would change
 #   vet      go vet ./...
-#   lint     golangci-lint (version pinned below, built from the Go module
-#            proxy) with .golangci.yml: errcheck, errorlint, staticcheck,
+#   lint     golangci-lint (version pinned below, built once from the Go
+#            module proxy into /var/cache/ephem/bin) with .golangci.yml: errcheck, errorlint, staticcheck,
 #            revive, gosec, misspell, gofmt, goimports
 #   test     go test ./... -count=1: unit tests and the local engine's
 #            end-to-end tests (test/e2e/local: real processes, a real dockerd
@@ -145,9 +145,24 @@ if ! hack/dockerd.sh status 2>/dev/null; then
 	DOCKERD_STARTED=1
 	hack/dockerd.sh start >/dev/null 8>&- || echo "test.sh: warning: could not start the test Docker daemon; docker tests will try again" >&2
 fi
+# run_lint builds the pinned golangci-lint once into /var/cache/ephem (as
+# the cluster caches what it builds) and runs it.
+LINT_VERSION=v2.15.0
+run_lint() {
+	local bin=/var/cache/ephem/bin/golangci-lint-$LINT_VERSION
+	if [ ! -x "$bin" ]; then
+		mkdir -p /var/cache/ephem/bin || return 1
+		GOBIN=$(mktemp -d /var/cache/ephem/bin/.build-XXXXXX) || return 1
+		GOBIN=$GOBIN go install "github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$LINT_VERSION" &&
+			mv "$GOBIN/golangci-lint" "$bin"
+		rm -rf "$GOBIN"
+		[ -x "$bin" ] || return 1
+	fi
+	"$bin" run --build-tags e2e_kube ./...
+}
 step gofmt check_gofmt
 step vet go vet ./...
-step lint go run github.com/golangci/golangci-lint/v2/cmd/golangci-lint@v2.15.0 run --build-tags e2e_kube ./...
+step lint run_lint
 step test go test ./... -count=1 -timeout 30m
 if [ "$QUICK" -eq 1 ]; then
 	SUMMARY+=("$(printf '%-6s SKIP  (--quick)' kube)")

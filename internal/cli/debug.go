@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path"
 	"regexp"
 	"strings"
 
@@ -103,6 +104,9 @@ func (o *DebugOptions) Complete(args []string, dash int) error {
 	case dash > 1:
 		return usageError("one target only, before --; got %q", args[:dash])
 	}
+	if strings.TrimSpace(args[0]) == "" {
+		return usageError("the target is empty: %s", target.Supported())
+	}
 	o.TargetArg = args[0]
 	if dash > 0 {
 		o.Command = args[dash:]
@@ -129,6 +133,9 @@ func (o *DebugOptions) Validate() error {
 	}
 	if o.TTY && !o.Stdin {
 		return usageError("-t needs -i: use -it for an interactive terminal")
+	}
+	if o.WorkingDir != "" && !path.IsAbs(o.WorkingDir) {
+		return usageError("--workdir %q: give an absolute path inside the image, such as /tmp", o.WorkingDir)
 	}
 	if _, err := image.ParseReference(o.Image, o.Insecure); err != nil {
 		return err
@@ -186,6 +193,10 @@ func (o *DebugOptions) Validate() error {
 
 // Run starts the debug container on the backend the target belongs to.
 func (o *DebugOptions) Run(ctx context.Context) error {
+	// Without a terminal on standard input a shell would wait forever.
+	if o.container.TTY && !o.g.Streams.IsTerminal() {
+		return usageError("-t needs a terminal on standard input, and this one is not: drop -t (keep -i to pipe input in)")
+	}
 	backend, err := o.backend()
 	if err != nil {
 		return err

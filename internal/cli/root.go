@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/ephem-dev/ephem/pkg/image"
 	"github.com/ephem-dev/ephem/pkg/runtime"
@@ -73,6 +74,11 @@ func Execute(ctx context.Context, args []string, streams Streams) int {
 	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return 0
+	}
+	// cobra's errors for an unknown command or flag have no type of their
+	// own: they are usage errors.
+	if strings.HasPrefix(err.Error(), "unknown command ") {
+		err = fmt.Errorf("%w: %w: see ephem --help", errUsage, err)
 	}
 	var exit *runtime.ExitError
 	if !errors.As(err, &exit) || exit.Err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"strings"
 )
 
 // Process is a local target resolved to a running process.
@@ -39,6 +40,9 @@ func NewLocalResolver() *LocalResolver {
 func (l *LocalResolver) Resolve(ctx context.Context, r Ref) (Process, error) {
 	switch r.Scheme {
 	case "pid":
+		if err := checkProcess(r.PID()); err != nil {
+			return Process{}, err
+		}
 		return Process{PID: r.PID(), Description: "process " + r.Name}, CheckAlive(r.PID())
 	case "docker":
 		pid, err := l.Docker.InitPID(ctx, r.Name)
@@ -49,6 +53,39 @@ func (l *LocalResolver) Resolve(ctx context.Context, r Ref) (Process, error) {
 	default:
 		return Process{}, fmt.Errorf("%w %q: the local engine does not handle %s targets", ErrInvalid, r.Raw, r.Scheme)
 	}
+}
+
+// pfKthread is the kernel's PF_KTHREAD flag in /proc/PID/stat.
+const pfKthread = 0x00200000
+
+// checkProcess refuses a PID that names a thread rather than a process, or
+// a kernel thread (it has no namespaces of its own to debug).
+func checkProcess(pid int) error {
+	p := "/proc/" + strconv.Itoa(pid)
+	if b, err := os.ReadFile(p + "/status"); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "Tgid:"); ok {
+				if tgid := strings.TrimSpace(v); tgid != strconv.Itoa(pid) {
+					return fmt.Errorf("%w: %d is a thread of process %s, not a process: use pid:%s", ErrInvalid, pid, tgid, tgid)
+				}
+			}
+		}
+	}
+	b, err := os.ReadFile(p + "/stat")
+	if err != nil {
+		return nil // CheckAlive says it
+	}
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return nil
+	}
+	if f := strings.Fields(string(b[i+1:])); len(f) > 6 {
+		if flags, err := strconv.ParseUint(f[6], 10, 64); err == nil && flags&pfKthread != 0 {
+			name := string(b[bytes.IndexByte(b, '(')+1 : i])
+			return fmt.Errorf("%w: %d (%s) is a kernel thread, which runs in the host's namespaces: to debug the host, use pid:1 with --profile sysadmin", ErrInvalid, pid, name)
+		}
+	}
+	return nil
 }
 
 // CheckAlive returns ErrNotFound unless pid is a live (non-zombie) process.

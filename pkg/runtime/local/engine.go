@@ -89,6 +89,9 @@ func (e *Engine) Debug(ctx context.Context, ref target.Ref, c spec.Container, st
 	if c.PullPolicy != "" {
 		pull.Policy = c.PullPolicy
 	}
+	if proc.PID == 1 && !c.Security.Privileged {
+		return fmt.Errorf("%w: process 1 is the host's init: a debug container in its namespaces is one in the host's; pass --profile sysadmin to mean it", runtime.ErrInvalidSpec)
+	}
 	tm.Mark("resolve")
 	img, err := e.opts.Images.Ensure(ctx, c.Image, pull)
 	if err != nil {

@@ -161,8 +161,11 @@ func superviseMain(c *conn) (int, error) {
 	var st stage2
 	err = json.NewDecoder(f).Decode(&st)
 	f.Close()
-	if err != nil || st.Config == nil || st.User == nil {
-		return 0, &initError{nsenter.KindInternal, fmt.Errorf("reading the config: %v", err)}
+	if err == nil && (st.Config == nil || st.User == nil) {
+		err = errors.New("the config or the user is missing")
+	}
+	if err != nil {
+		return 0, &initError{nsenter.KindInternal, fmt.Errorf("reading the config: %w", err)}
 	}
 	// The descriptors left are the control socket, the listener and the
 	// standard streams: none may reach the command.

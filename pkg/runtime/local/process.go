@@ -55,6 +55,15 @@ func newProcess(cfg *initConfig, u *user.ExecUser) (*process, error) {
 	if cmd.Dir == "" {
 		cmd.Dir = "/"
 	}
+	if fi, err := os.Stat(cmd.Dir); err != nil || !fi.IsDir() {
+		what := "does not exist in the image"
+		if err == nil {
+			what = "is not a directory"
+		} else if !errors.Is(err, os.ErrNotExist) {
+			what = "cannot be entered: " + err.Error()
+		}
+		return nil, &initError{nsenter.KindUsage, fmt.Errorf("working directory %s %s: pass another --workdir", cmd.Dir, what)}
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Credential: &syscall.Credential{Uid: uint32(u.Uid), Gid: uint32(u.Gid), NoSetGroups: true},
 	}

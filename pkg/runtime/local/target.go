@@ -115,7 +115,7 @@ func ownedBy(f *os.File, user unix.Stat_t) bool {
 	if err != nil {
 		return true
 	}
-	defer unix.Close(fd)
+	defer func() { _ = unix.Close(fd) }()
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
 		return true

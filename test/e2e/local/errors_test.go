@@ -74,8 +74,36 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"debug", "pid:1", "-e", "no-equals"}, "NAME=VALUE"},
 		{[]string{"debug", "pid:1", "--no-such-flag"}, "unknown flag"},
 		{[]string{"debug", "pid:1", "ls"}, "after --"},
+		{[]string{"bogus"}, "unknown command"},
+		{[]string{"debug", ""}, "the target is empty"},
+		{[]string{"debug", "pid:1", "-w", "tmp"}, "absolute path"},
+		// No terminal on standard input (the test's is not one).
+		{[]string{"debug", "pid:1", "-it", "--image", f.busybox}, "needs a terminal"},
+		{[]string{"debug", "pid:2", "--image", f.busybox, "--", "true"}, "kernel thread"},
+		{[]string{"debug", "pid:1", "--image", f.busybox, "--", "true"}, "--profile sysadmin"},
 	} {
 		expectFailure(t, f, 64, []string{tt.want}, tt.args...)
+	}
+	// A thread ID: one of this test process's threads other than its main.
+	tasks, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, task := range tasks {
+		if task.Name() != itoa(os.Getpid()) {
+			expectFailure(t, f, 64, []string{"thread of process " + itoa(os.Getpid()), "use pid:" + itoa(os.Getpid())},
+				"debug", "pid:"+task.Name(), "--image", f.busybox, "--", "true")
+			break
+		}
+	}
+	// A working directory the image lacks, or that is a file.
+	tg := startTarget(t, f, targetOptions{})
+	for dir, want := range map[string]string{"/no/such": "working directory /no/such does not exist in the image: pass another --workdir",
+		"/bin/busybox": "working directory /bin/busybox is not a directory"} {
+		r := f.ephem(t, "debug", tg.ref(), "-q", "-w", dir, "--image", f.busybox, "--", "pwd")
+		if r.ExitCode != 64 || !strings.Contains(r.Stderr, want) || strings.Count(strings.TrimSpace(r.Stderr), "\n") != 0 {
+			t.Errorf("-w %s: exit %d %q, want 64 and one line saying %q", dir, r.ExitCode, r.Stderr, want)
+		}
 	}
 }
 

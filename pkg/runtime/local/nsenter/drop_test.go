@@ -1,6 +1,7 @@
 package nsenter
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -77,7 +78,8 @@ func dropChild(t *testing.T, spec string) (string, int) {
 		out = append(out, buf[:n]...)
 	}
 	code := 0
-	if ee, ok := err.(*exec.ExitError); ok {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
 		code = ee.ExitCode()
 	} else if err != nil {
 		t.Fatal(err)
