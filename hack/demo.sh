@@ -39,17 +39,16 @@ capture() {
 	OUT=$(cat "$WORK/last.out")
 }
 
-[ "$(id -u)" -eq 0 ] || die "run as root: sudo $0"
+[ "$(id -u)" -eq 0 ] || die "run as root: $0 needs to join namespaces and install packages"
 cd "$ROOT"
 
 step "Installing missing Debian packages"
 # command -> package: busybox (the tool image), unshare/nsenter/setsid, ip.
-declare -A need=([/usr/bin/busybox]=busybox-static [/usr/bin/unshare]=util-linux
-	[/usr/bin/nsenter]=util-linux [/usr/bin/setsid]=util-linux [/usr/sbin/ip]=iproute2
-	[/usr/bin/chroot]=coreutils)
+declare -A need=([busybox]=busybox-static [unshare]=util-linux
+	[nsenter]=util-linux [setsid]=util-linux [ip]=iproute2 [chroot]=coreutils)
 missing=()
 for f in "${!need[@]}"; do
-	[ -x "$f" ] || missing+=("${need[$f]}")
+	command -v "$f" >/dev/null || missing+=("${need[$f]}")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
 	mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)

@@ -2,7 +2,7 @@
 // (nsenter) and Docker, and a large image against a small one, and prints a
 // markdown report (docs/benchmarks.md holds the last one).
 //
-//	sudo go run ./hack/bench [-runs 15] [-large-mb 500] [-ephem BIN] [-ephem-base BIN] [-docker=false]
+//	go run ./hack/bench [-runs 15] [-large-mb 500] [-ephem BIN] [-ephem-base BIN] [-docker=false]
 //
 // Every case runs `true` in a target's namespaces; the cases are interleaved
 // round by round (in a rotating order) so that machine noise hits them
@@ -88,7 +88,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if os.Geteuid() != 0 {
-		return errors.New("needs root (ephem, nsenter and dockerd do): sudo go run ./hack/bench")
+		return errors.New("needs root (ephem, nsenter and dockerd do): run go run ./hack/bench as root")
 	}
 	env, cleanup, err := setUp(ctx, o, stderr)
 	defer cleanup()

@@ -6,7 +6,7 @@
 // It prints a markdown table of min, median and p90 per case and the ratio
 // the issue sets a target for (ephem <= 0.8x kubectl debug).
 //
-//	sudo go run ./hack/benchkube -runs 10
+//	go run ./hack/benchkube -runs 10
 package main
 
 import (

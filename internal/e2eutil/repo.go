@@ -25,7 +25,7 @@ func RequireRoot(t testing.TB) {
 	if os.Getenv("CI") == "true" || os.Getenv("EPHEM_E2E") == "1" {
 		t.Fatal("end-to-end tests need root (CI=true or EPHEM_E2E=1 is set, so this is a failure, not a skip)")
 	}
-	t.Skip("end-to-end test: needs root (run: sudo go test ./...)")
+	t.Skip("end-to-end test: needs root (run go test ./... as root)")
 }
 
 // RepoRoot returns the root of the ephem source tree: $EPHEM_SRC_DIR, else

@@ -62,7 +62,7 @@ func New(o Options) *Engine {
 // process's namespaces needs.
 func CheckPrivileges() error {
 	if os.Geteuid() != 0 {
-		return fmt.Errorf("%w: the local engine joins other processes' namespaces and needs root: run ephem with sudo", runtime.ErrPermission)
+		return fmt.Errorf("%w: the local engine joins other processes' namespaces and needs root: run ephem as root", runtime.ErrPermission)
 	}
 	return nil
 }
