@@ -7,6 +7,7 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/ephem-dev/ephem/pkg/image"
 	"github.com/ephem-dev/ephem/pkg/profile"
@@ -27,6 +28,7 @@ type DebugOptions struct {
 	TargetArg     string
 	Image         string
 	Pull          string
+	PullTimeout   time.Duration
 	Env           []string
 	User          string
 	WorkingDir    string
@@ -69,6 +71,7 @@ Exit codes: the command's own; ephem's failures use 64-78 (see docs/exit-codes.m
 	f := cmd.Flags()
 	f.StringVar(&o.Image, "image", envOr("EPHEM_IMAGE", DefaultImage), "debug image: a registry reference, oci:DIR[:TAG] or docker-archive:FILE (env EPHEM_IMAGE)")
 	f.StringVar(&o.Pull, "pull", string(spec.PullMissing), "when to pull the image: always, missing or never")
+	f.DurationVar(&o.PullTimeout, "pull-timeout", image.DefaultStallTimeout, "give up on a registry request that makes no progress for this long (it is retried, then ephem exits 68)")
 	f.StringArrayVarP(&o.Env, "env", "e", nil, "set an environment variable K=V (repeatable)")
 	f.StringVarP(&o.User, "user", "u", "", "run as this user: uid[:gid] or name[:group] (default: the image's)")
 	f.StringVarP(&o.WorkingDir, "workdir", "w", "", "working directory (default: the image's)")
@@ -130,6 +133,9 @@ func (o *DebugOptions) Validate() error {
 	case spec.PullAlways, spec.PullMissing, spec.PullNever:
 	default:
 		return usageError("--pull %q: use always, missing or never", o.Pull)
+	}
+	if o.PullTimeout <= 0 {
+		return usageError("--pull-timeout %s: give a positive duration, such as 30s", o.PullTimeout)
 	}
 	if o.TTY && !o.Stdin {
 		return usageError("-t needs -i: use -it for an interactive terminal")
@@ -215,7 +221,7 @@ func (o *DebugOptions) backend() (runtime.Interface, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening the image cache: %w", err)
 	}
-	pull := image.PullOptions{Policy: spec.PullPolicy(o.Pull), Insecure: o.Insecure}
+	pull := image.PullOptions{Policy: spec.PullPolicy(o.Pull), Insecure: o.Insecure, StallTimeout: o.PullTimeout}
 	if !o.g.Quiet {
 		pull.Progress, pull.TTY = o.g.Streams.Err, o.g.Streams.ErrIsTerminal()
 	}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"golang.org/x/sys/unix"
@@ -31,6 +32,9 @@ type PullOptions struct {
 	// TTY says Progress is a terminal: one updating bar per layer instead of
 	// plain lines.
 	TTY bool
+	// StallTimeout is how long a registry request may make no progress
+	// before it is abandoned (and retried); 0 means DefaultStallTimeout.
+	StallTimeout time.Duration
 }
 
 // pullJobs is how many layers are downloaded at once.
@@ -101,7 +105,7 @@ func (s *Store) pull(ctx context.Context, r Reference, plat v1.Platform, o PullO
 	if !r.Local() {
 		pr.start(r.String())
 	}
-	src, err := resolve(ctx, r, plat, o.Insecure)
+	src, err := resolve(ctx, r, plat, o.Insecure, o.StallTimeout)
 	if err != nil {
 		return nil, err
 	}

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
@@ -97,7 +98,7 @@ func pickPlatform(im *v1.IndexManifest, want v1.Platform) (v1.Descriptor, error)
 }
 
 // resolve finds the image that ref names for platform.
-func resolve(ctx context.Context, ref Reference, platform v1.Platform, insecure []string) (*source, error) {
+func resolve(ctx context.Context, ref Reference, platform v1.Platform, insecure []string, stall time.Duration) (*source, error) {
 	var (
 		src *source
 		err error
@@ -108,7 +109,7 @@ func resolve(ctx context.Context, ref Reference, platform v1.Platform, insecure 
 	case KindArchive:
 		src, err = resolveArchive(ref)
 	default:
-		src, err = resolveRemote(ctx, ref.reg, platform, insecure)
+		src, err = resolveRemote(ctx, ref.reg, platform, insecure, stall)
 	}
 	if err != nil {
 		return nil, err
@@ -134,10 +135,13 @@ func (g plainHTTPGuard) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // remoteOptions are the options of every registry request.
-func remoteOptions(ctx context.Context, insecure []string) []remote.Option {
+func remoteOptions(ctx context.Context, insecure []string, stall time.Duration) []remote.Option {
+	if stall <= 0 {
+		stall = DefaultStallTimeout
+	}
 	return []remote.Option{
 		remote.WithContext(ctx),
-		remote.WithTransport(plainHTTPGuard{base: remote.DefaultTransport, insecure: insecure}),
+		remote.WithTransport(plainHTTPGuard{base: bounded{base: remote.DefaultTransport, stall: stall}, insecure: insecure}),
 		remote.WithAuthFromKeychain(authn.DefaultKeychain),
 		remote.WithRetryBackoff(retryBackoff),
 		remote.WithUserAgent("ephem"),
@@ -145,8 +149,8 @@ func remoteOptions(ctx context.Context, insecure []string) []remote.Option {
 }
 
 // resolveRemote fetches ref's manifest, picking platform from an index.
-func resolveRemote(ctx context.Context, ref name.Reference, platform v1.Platform, insecure []string) (*source, error) {
-	desc, err := remote.Get(ref, remoteOptions(ctx, insecure)...)
+func resolveRemote(ctx context.Context, ref name.Reference, platform v1.Platform, insecure []string, stall time.Duration) (*source, error) {
+	desc, err := remote.Get(ref, remoteOptions(ctx, insecure, stall)...)
 	if err != nil {
 		return nil, fmt.Errorf("fetching manifest: %w", classify(err))
 	}
