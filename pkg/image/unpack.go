@@ -302,8 +302,13 @@ func checkEntry(hdr *tar.Header, seen map[string]byte) error {
 	}
 	typ := hdr.Typeflag
 	if base := path.Base(name); strings.HasPrefix(base, archive.WhiteoutPrefix) && base != archive.WhiteoutOpaqueDir {
-		// A whiteout becomes a character device named after what it hides.
-		name, typ = path.Join(path.Dir(name), strings.TrimPrefix(base, archive.WhiteoutPrefix)), tar.TypeChar
+		// A whiteout becomes a character device named after what it hides,
+		// which must be a file name: not empty, "." or "..".
+		hidden := strings.TrimPrefix(base, archive.WhiteoutPrefix)
+		if hidden == "" || hidden == "." || hidden == ".." {
+			return fmt.Errorf("whiteout %q names no file", hdr.Name)
+		}
+		name, typ = path.Join(path.Dir(name), hidden), tar.TypeChar
 	}
 	seen[name] = typ
 	return nil

@@ -334,6 +334,9 @@ func TestUnpackLayerRejects(t *testing.T) {
 		{"hardlink through a symlink", []entry{symlink("s", "/etc"), hardlink("h", "s/passwd")}, "symlink"},
 		{"file under a regular file", []entry{file("f", "x"), file("f/g", "y")}, "not a directory"},
 		{"unsupported entry type", []entry{{hdr: tar.Header{Typeflag: 'V', Name: "vol"}}}, "unsupported entry type"},
+		{"whiteout of nothing", []entry{file(".wh.", "")}, "names no file"},
+		{"whiteout of the directory", []entry{dir("d/"), file("d/.wh..", "")}, "names no file"},
+		{"whiteout of the parent", []entry{file(".wh...", "")}, "names no file"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
