@@ -29,6 +29,8 @@ type DebugOptions struct {
 	Image         string
 	Pull          string
 	PullTimeout   time.Duration
+	MaxImageSize  string
+	CacheMinFree  string
 	Env           []string
 	User          string
 	WorkingDir    string
@@ -44,6 +46,8 @@ type DebugOptions struct {
 	target    target.Ref
 	container spec.Container
 	detach    []byte
+	maxImage  int64 // bytes; 0: no cap
+	minFree   int64 // bytes; 0: the default, -1: no floor
 }
 
 func newDebugCmd(g *GlobalOptions) *cobra.Command {
@@ -71,6 +75,8 @@ Exit codes: the command's own; ephem's failures use 64-78 (see docs/exit-codes.m
 	f := cmd.Flags()
 	f.StringVar(&o.Image, "image", envOr("EPHEM_IMAGE", DefaultImage), "debug image: a registry reference, oci:DIR[:TAG] or docker-archive:FILE (env EPHEM_IMAGE)")
 	f.StringVar(&o.Pull, "pull", string(spec.PullMissing), "when to pull the image: always, missing or never")
+	f.StringVar(&o.MaxImageSize, "max-image-size", "", "refuse an image that unpacks to more than this (such as 2G; default: no cap)")
+	f.StringVar(&o.CacheMinFree, "cache-min-free", "256M", "stop unpacking before the cache's file system has less free space than this (0: no floor)")
 	f.DurationVar(&o.PullTimeout, "pull-timeout", image.DefaultStallTimeout, "give up on a registry request that makes no progress for this long (it is retried, then ephem exits 68)")
 	f.StringArrayVarP(&o.Env, "env", "e", nil, "set an environment variable K=V (repeatable)")
 	f.StringVarP(&o.User, "user", "u", "", "run as this user: uid[:gid] or name[:group] (default: the image's)")
@@ -133,6 +139,20 @@ func (o *DebugOptions) Validate() error {
 	case spec.PullAlways, spec.PullMissing, spec.PullNever:
 	default:
 		return usageError("--pull %q: use always, missing or never", o.Pull)
+	}
+	for flag, v := range map[string]*string{"max-image-size": &o.MaxImageSize, "cache-min-free": &o.CacheMinFree} {
+		if *v == "" {
+			continue
+		}
+		n, err := image.ParseSize(*v)
+		if err != nil {
+			return usageError("--%s: %v", flag, err)
+		}
+		if flag == "max-image-size" {
+			o.maxImage = n
+		} else if o.minFree = n; n == 0 {
+			o.minFree = -1 // no floor
+		}
 	}
 	if o.PullTimeout <= 0 {
 		return usageError("--pull-timeout %s: give a positive duration, such as 30s", o.PullTimeout)
@@ -221,7 +241,8 @@ func (o *DebugOptions) backend() (runtime.Interface, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening the image cache: %w", err)
 	}
-	pull := image.PullOptions{Policy: spec.PullPolicy(o.Pull), Insecure: o.Insecure, StallTimeout: o.PullTimeout}
+	pull := image.PullOptions{Policy: spec.PullPolicy(o.Pull), Insecure: o.Insecure, StallTimeout: o.PullTimeout,
+		MaxImageSize: o.maxImage, MinFree: o.minFree}
 	if !o.g.Quiet {
 		pull.Progress, pull.TTY = o.g.Streams.Err, o.g.Streams.ErrIsTerminal()
 	}

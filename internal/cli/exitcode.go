@@ -66,7 +66,7 @@ func exitCodeFor(err error) int {
 		return ExitPermission
 	case errors.Is(err, runtime.ErrBusy):
 		return ExitBusy
-	case errors.Is(err, runtime.ErrOS):
+	case errors.Is(err, runtime.ErrOS), errors.Is(err, image.ErrNoSpace):
 		return ExitOS
 	default:
 		return ExitInternal

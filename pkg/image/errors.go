@@ -36,7 +36,15 @@ var (
 	ErrUnsupported = errors.New("unsupported image")
 )
 
-var sentinels = []error{ErrInvalidReference, ErrNotFound, ErrUnreachable, ErrCorrupt, ErrAuth, ErrUnsupported}
+// ErrNoSpace reports an unpack stopped for lack of space on the cache's
+// file system (below the --cache-min-free floor, or ENOSPC).
+var ErrNoSpace = errors.New("no space left for the image")
+
+// ErrTooLarge reports an image that unpacks to more than the cap; it is
+// corrupt (or malicious) data for ephem's purposes.
+var ErrTooLarge = fmt.Errorf("%w: image too large", ErrCorrupt)
+
+var sentinels = []error{ErrInvalidReference, ErrNotFound, ErrUnreachable, ErrCorrupt, ErrAuth, ErrUnsupported, ErrNoSpace}
 
 // hasSentinel reports whether err already wraps one of the sentinels.
 func hasSentinel(err error) bool {

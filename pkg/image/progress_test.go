@@ -83,3 +83,17 @@ func TestHumanSize(t *testing.T) {
 		}
 	}
 }
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]int64{"0": 0, "1048576": 1 << 20, "512M": 512 << 20, "2G": 2 << 30, "1.5g": 3 << 29,
+		"64KiB": 64 << 10, "1T": 1 << 40, "10B": 10} {
+		if got, err := ParseSize(in); err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "x", "12Q", "-1M", "1e30", "M"} {
+		if _, err := ParseSize(in); err == nil {
+			t.Errorf("ParseSize(%q) succeeded, want an error", in)
+		}
+	}
+}

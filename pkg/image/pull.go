@@ -35,6 +35,11 @@ type PullOptions struct {
 	// StallTimeout is how long a registry request may make no progress
 	// before it is abandoned (and retried); 0 means DefaultStallTimeout.
 	StallTimeout time.Duration
+	// MaxImageSize caps what one pull may unpack, in bytes (0: no cap).
+	MaxImageSize int64
+	// MinFree is the free space an unpack leaves on the cache's file
+	// system (0: DefaultMinFree; negative: no floor).
+	MinFree int64
 }
 
 // pullJobs is how many layers are downloaded at once.
@@ -109,6 +114,7 @@ func (s *Store) pull(ctx context.Context, r Reference, plat v1.Platform, o PullO
 	if err != nil {
 		return nil, err
 	}
+	src.limit = newUnpackLimit(o)
 	if img, err := s.recordKnown(ctx, r.String(), platformString(plat), src.digest); err == nil {
 		return img, nil // known manifest with every layer present: nothing to download
 	}
@@ -295,7 +301,7 @@ func (s *Store) unpackInto(ctx context.Context, src *source, l v1.Layer, rec lay
 
 // unpackBlob opens layer l and unpacks it into fsDir.
 func (s *Store) unpackBlob(ctx context.Context, src *source, l v1.Layer, rec layerRecord, diffID v1.Hash, fsDir string, bar *bar) (layerStats, error) {
-	sp := unpackSpec{diffID: diffID}
+	sp := unpackSpec{diffID: diffID, limit: src.limit}
 	var (
 		rc  io.ReadCloser
 		err error

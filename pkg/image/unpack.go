@@ -13,6 +13,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/klauspost/compress/gzip"
@@ -34,6 +35,8 @@ type unpackSpec struct {
 	digest v1.Hash
 	// diffID is the expected sha256 digest of the uncompressed tar.
 	diffID v1.Hash
+	// limit bounds what may be unpacked (nil: no bound).
+	limit *unpackLimit
 }
 
 // sourceError marks an error from reading the blob itself, as opposed to
@@ -78,7 +81,7 @@ func unpackLayer(ctx context.Context, dst string, sp unpackSpec) (layerStats, er
 	defer func() { _ = dec.Close() }()
 	tarHash := sha256.New()
 	tee := io.TeeReader(dec, tarHash)
-	stats, err := extract(tee, dst)
+	stats, err := extract(tee, dst, sp.limit)
 	if err != nil {
 		return stats, blobErr(ctx, "unpacking layer", err)
 	}
@@ -155,7 +158,7 @@ var errUnpackStopped = errors.New("unpacker stopped reading")
 // with github.com/moby/go-archive, converting whiteouts to overlayfs form.
 // Validation happens before an entry reaches the unpacker, which itself
 // confines every write to dst (os.Root).
-func extract(r io.Reader, dst string) (layerStats, error) {
+func extract(r io.Reader, dst string, limit *unpackLimit) (layerStats, error) {
 	pr, pw := io.Pipe()
 	var (
 		stats     layerStats
@@ -164,7 +167,7 @@ func extract(r io.Reader, dst string) (layerStats, error) {
 	)
 	go func() {
 		defer close(done)
-		filterErr = filterTar(r, pw, &stats)
+		filterErr = filterTar(r, pw, &stats, func(size int64) error { return limit.room(dst, size) })
 		_ = pw.CloseWithError(filterErr) // nil closes normally
 	}()
 	unpackErr := archive.Unpack(pr, dst, &archive.TarOptions{WhiteoutFormat: archive.OverlayWhiteoutFormat})
@@ -174,10 +177,16 @@ func extract(r io.Reader, dst string) (layerStats, error) {
 	// leave the filter blocked writing the final padding: that is success.
 	finished := unpackErr == nil && errors.Is(filterErr, errUnpackStopped)
 	switch {
-	case filterErr != nil && !finished:
+	case unpackErr != nil && errors.Is(unpackErr, syscall.ENOSPC):
+		return stats, fmt.Errorf("%w: writing layer contents: %w: free some space (ephem images prune) or move --cache-dir", ErrNoSpace, unpackErr)
+	// When the unpacker quit first, the filter's error only says so: the
+	// unpacker's is the cause.
+	case filterErr != nil && !finished && !errors.Is(filterErr, errUnpackStopped):
 		return stats, filterErr
 	case unpackErr != nil:
 		return stats, fmt.Errorf("writing layer contents: %w", unpackErr)
+	case filterErr != nil && !finished:
+		return stats, filterErr
 	}
 	return stats, nil
 }
@@ -192,7 +201,7 @@ func (e *filterError) Unwrap() error { return e.err }
 // filterTar copies the tar stream r to w, rejecting it at the first entry
 // that could write outside the layer or makes no sense in a layer, and
 // normalizing entry names.
-func filterTar(r io.Reader, w io.Writer, stats *layerStats) error {
+func filterTar(r io.Reader, w io.Writer, stats *layerStats, room func(size int64) error) error {
 	tr := tar.NewReader(r)
 	tw := tar.NewWriter(w)
 	seen := map[string]byte{} // cleaned entry name → type in this layer
@@ -210,6 +219,9 @@ func filterTar(r io.Reader, w io.Writer, stats *layerStats) error {
 		stats.Entries++
 		if hdr.Typeflag == tar.TypeReg {
 			stats.Unpacked += hdr.Size
+			if err := room(hdr.Size); err != nil {
+				return err
+			}
 		}
 		if err := writeHeader(tw, hdr); err != nil {
 			return err
