@@ -55,7 +55,13 @@ at /proc/1/root. The target keeps running; nothing is installed in it.`,
 	if filepath.Base(os.Args[0]) == "kubectl-ephem" {
 		root.Annotations = map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl ephem"}
 	}
-	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return fmt.Errorf("%w: %w", errUsage, err) })
+	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
+		if c.Name() == "debug" && strings.Contains(err.Error(), "unknown") {
+			// The flag may be the command's own, given without --.
+			return fmt.Errorf("%w: %w (if it is the command's, put the command after --: ephem debug TARGET [flags] -- COMMAND [ARGS])", errUsage, err)
+		}
+		return fmt.Errorf("%w: %w", errUsage, err)
+	})
 	root.PersistentFlags().StringVar(&g.CacheDir, "cache-dir", image.DefaultDir(), "image cache directory (env EPHEM_CACHE_DIR)")
 	root.PersistentFlags().BoolVarP(&g.Quiet, "quiet", "q", false, "print no pull progress")
 	g.Kube = newKubeFlags(root.PersistentFlags())

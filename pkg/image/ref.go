@@ -41,16 +41,27 @@ type Reference struct {
 	raw  string         // KindArchive: text after the prefix, absolute
 }
 
+// maxRef bounds an image reference: a path is at most PATH_MAX (4096)
+// bytes, a registry reference far less.
+const maxRef = 4096 + len(ArchivePrefix) + 256
+
 // ParseReference parses s as a registry reference (default registry
 // docker.io, default tag latest), oci:DIR[:TAG] or docker-archive:FILE[:TAG].
 // Registries named in insecure, and loopback registries, are reached over
 // plain HTTP. Malformed input yields an error wrapping ErrInvalidReference.
 func ParseReference(s string, insecure []string) (Reference, error) {
+	if len(s) > maxRef {
+		return Reference{}, fmt.Errorf("%w: an image reference of %d bytes is too long (at most %d)", ErrInvalidReference, len(s), maxRef)
+	}
 	switch {
 	case strings.HasPrefix(s, LayoutPrefix):
 		return parseLocal(KindLayout, s, strings.TrimPrefix(s, LayoutPrefix))
 	case strings.HasPrefix(s, ArchivePrefix):
 		return parseLocal(KindArchive, s, strings.TrimPrefix(s, ArchivePrefix))
+	}
+	if strings.HasPrefix(s, "/") || strings.HasPrefix(s, "./") || strings.HasPrefix(s, "../") {
+		return Reference{}, fmt.Errorf("%w %q looks like a path: for an OCI layout directory write %s%s, for a docker save archive %s%s",
+			ErrInvalidReference, s, LayoutPrefix, s, ArchivePrefix, s)
 	}
 	ref, err := name.ParseReference(s)
 	if err != nil {

@@ -77,10 +77,16 @@ func RegisterScheme(name string, kind Kind, prefix, example string, parse func(r
 	schemes = append(schemes, scheme{name: name, kind: kind, example: example, prefix: prefix, parse: parse})
 }
 
+// maxRef bounds a target reference (a pod name is at most 253 bytes).
+const maxRef = 1024
+
 // Parse parses a target reference.
 func Parse(s string) (Ref, error) {
 	if s == "" {
 		return Ref{}, fmt.Errorf("%w: empty target: use %s", ErrInvalid, Supported())
+	}
+	if len(s) > maxRef {
+		return Ref{}, fmt.Errorf("%w: a target of %d bytes is too long (at most %d): use %s", ErrInvalid, len(s), maxRef, Supported())
 	}
 	for _, sc := range schemes {
 		rest, ok := strings.CutPrefix(s, sc.prefix)

@@ -75,6 +75,10 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"debug", "pid:1", "--no-such-flag"}, "unknown flag"},
 		{[]string{"debug", "pid:1", "ls"}, "after --"},
 		{[]string{"bogus"}, "unknown command"},
+		{[]string{"debug", "pid:1", "--image", "busybox", "wget", "-qO-", "host"}, "after --"},
+		{[]string{"debug", "pid:1", "--image", "/srv/tools"}, "oci:/srv/tools"},
+		{[]string{"debug", "pid:" + strings.Repeat("9", 100000)}, "too long"},
+		{[]string{"debug", "pid:1", "--image", strings.Repeat("a", 100000)}, "too long"},
 		{[]string{"debug", ""}, "the target is empty"},
 		{[]string{"debug", "pid:1", "-w", "tmp"}, "absolute path"},
 		// No terminal on standard input (the test's is not one).
@@ -83,6 +87,10 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"debug", "pid:1", "--image", f.busybox, "--", "true"}, "--profile sysadmin"},
 	} {
 		expectFailure(t, f, 64, []string{tt.want}, tt.args...)
+	}
+	// What is echoed of a huge argument is cut.
+	if r := f.ephem(t, "debug", "pid:1", "--image", strings.Repeat("a", 100000)); len(r.Stderr) > 1000 {
+		t.Errorf("a 100 kB image reference: %d bytes on stderr, want it cut", len(r.Stderr))
 	}
 	// A thread ID: one of this test process's threads other than its main.
 	tasks, err := os.ReadDir("/proc/self/task")
