@@ -104,8 +104,8 @@ func TestDetachAndAttach(t *testing.T) {
 	again.Send(t, "\r")
 	again.Expect(t, "/ # ", d)
 	// One client at a time.
-	if r := f.ephem(t, "attach", id); r.ExitCode == 0 || !strings.Contains(r.Stderr, "attached elsewhere") {
-		t.Errorf("second attach: exit %d %q, want a refusal", r.ExitCode, r.Stderr)
+	if r := f.ephem(t, "attach", id); r.ExitCode != 72 || !strings.Contains(r.Stderr, "attached elsewhere") {
+		t.Errorf("second attach: exit %d %q, want the refusal 72 (busy)", r.ExitCode, r.Stderr)
 	}
 	again.Send(t, "jobs; ls /bin/busybox && echo back-$((3+3)); exit 6\r")
 	again.Expect(t, "back-6", d)
