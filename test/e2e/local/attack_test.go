@@ -37,9 +37,16 @@ func attackerImage(t *testing.T, f *fixture) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return imageWith(t, f, "ephem/attacker", &tar.Header{Name: "attacker", Mode: 0o755, Size: int64(len(data)), Typeflag: tar.TypeReg}, data)
+}
+
+// imageWith pushes the busybox test image plus a layer of one entry (hdr,
+// with data as its content) to the fixture's registry as name.
+func imageWith(t *testing.T, f *fixture, name string, hdr *tar.Header, data []byte) string {
+	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	if err := tw.WriteHeader(&tar.Header{Name: "attacker", Mode: 0o755, Size: int64(len(data)), Typeflag: tar.TypeReg}); err != nil {
+	if err := tw.WriteHeader(hdr); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := tw.Write(data); err != nil {
@@ -56,7 +63,7 @@ func attackerImage(t *testing.T, f *fixture) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return e2eutil.PushImage(t, f.registry, "ephem/attacker", img)
+	return e2eutil.PushImage(t, f.registry, name, img)
 }
 
 // attackLine is one process the attacker saw.

@@ -2,14 +2,10 @@ package local_test
 
 import (
 	"archive/tar"
-	"bytes"
-	"io"
 	"strings"
 	"testing"
 
 	"github.com/ephem-dev/ephem/internal/e2eutil"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
 // TestHostDevices: an image may ship a device node (here /devnode, 0666, the
@@ -19,23 +15,7 @@ import (
 // keep working.
 func TestHostDevices(t *testing.T) {
 	f := setup(t)
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	if err := tw.WriteHeader(&tar.Header{Name: "devnode", Mode: 0o666, Typeflag: tar.TypeChar, Devmajor: 1, Devminor: 5}); err != nil {
-		t.Fatal(err)
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.AppendLayers(f.images["busybox"], layer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ref := e2eutil.PushImage(t, f.registry, "ephem/devnode", img)
+	ref := imageWith(t, f, "ephem/devnode", &tar.Header{Name: "devnode", Mode: 0o666, Typeflag: tar.TypeChar, Devmajor: 1, Devminor: 5}, nil)
 	tg := startTarget(t, f, targetOptions{})
 	run := func(profile string, user string, script string) e2eutil.Result {
 		args := []string{"debug", tg.ref(), "-q", "--image", ref, "--profile", profile}
