@@ -182,9 +182,9 @@ func (p *process) openTerminal(uid int) error {
 	return nil
 }
 
-// start runs the command with the bounding set and no_new_privs of the
-// profile. Both are per-thread, so they are set on a locked thread that
-// forks the command and is then thrown away with its goroutine.
+// start runs the command with the inheritable set, no_new_privs and seccomp
+// of the profile. They are per-thread, so they are set on a locked thread
+// that forks the command and is then thrown away with its goroutine.
 func (p *process) start() error {
 	errc := make(chan error, 1)
 	go func() {
@@ -205,22 +205,14 @@ func (p *process) start() error {
 	return nil
 }
 
+// restrictThread sets what the constructor's drop_to leaves per thread:
+// the inheritable set within the container's (root's survives exec
+// whatever the bounding set says), no_new_privs and seccomp. The bounding
+// set is the container's already.
 func (p *process) restrictThread() error {
 	keep := map[int]bool{}
 	for _, c := range p.cfg.Caps {
 		keep[c] = true
-	}
-	for c := 0; c <= lastCap(); c++ {
-		if keep[c] {
-			continue
-		}
-		// init's bounding set is the container's already (drop_to).
-		if in, err := unix.PrctlRetInt(unix.PR_CAPBSET_READ, uintptr(c), 0, 0, 0); err == nil && in == 0 {
-			continue
-		}
-		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && err != unix.EINVAL {
-			return fmt.Errorf("dropping capability %d: %w", c, err)
-		}
 	}
 	// Root's inheritable set survives exec whatever the bounding set says.
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
