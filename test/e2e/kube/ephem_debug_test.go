@@ -94,13 +94,17 @@ func TestKubectlPlugin(t *testing.T) {
 }
 
 // TestEphemTcpdump captures the workload's HTTP traffic with the netadmin
-// profile and the toolbox image's real tcpdump.
+// profile and the toolbox image's real tcpdump. The filter matches only
+// segments whose payload starts with "GET ": with a plain "port 80" and a
+// packet count, tcpdump could start in the middle of one request's
+// handshake or teardown and end before any request line went by.
 func TestEphemTcpdump(t *testing.T) {
 	_, ns, w := distrolessWorkload(t, "web", 4*time.Minute)
 	done := make(chan ephemResult, 1)
 	go func() {
 		done <- ephem(t, ns, "debug", "deploy/web", "--target", w.Container, "--profile", "netadmin", "--image", cluster.Image("toolbox"),
-			"--", "tcpdump", "-i", "any", "-nn", "-A", "-c", "4", "tcp", "port", "80")
+			"--", "tcpdump", "-i", "any", "-nn", "-A", "-c", "2",
+			"tcp dst port 80 and tcp[((tcp[12:1] & 0xf0) >> 2):4] = 0x47455420")
 	}()
 	// Keep sending requests until tcpdump has seen enough.
 	for i := 0; ; i++ {
