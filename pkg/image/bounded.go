@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path"
+	"strings"
 	"sync"
 	"time"
 )
@@ -69,7 +71,54 @@ func (b bounded) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	// The same timer, stopped, now times each read of the body.
 	resp.Body = &stallBody{rc: resp.Body, ctx: ctx, cancel: cancel, timer: timer, host: req.URL.Host, stall: b.stall}
+	if req.Method == http.MethodGet && isManifestPath(req.URL.Path) && resp.StatusCode == http.StatusOK {
+		return limitManifest(resp, req.URL.Host)
+	}
 	return resp, nil
+}
+
+// maxManifestSize is the largest manifest or index ephem reads, as Docker's
+// registry and containerd (go-containerregistry would read 100 MiB).
+const maxManifestSize = 4 << 20
+
+// isManifestPath reports whether p is a registry's /v2/<name>/manifests/<ref>.
+func isManifestPath(p string) bool {
+	return strings.HasPrefix(p, "/v2/") && path.Base(path.Dir(p)) == "manifests"
+}
+
+// limitManifest refuses a manifest response over maxManifestSize: at once
+// if its Content-Length says so, else when the body grows past it.
+func limitManifest(resp *http.Response, host string) (*http.Response, error) {
+	tooLarge := fmt.Errorf("%w: the manifest from %s is larger than %d MiB: the registry sent something that is no image manifest",
+		ErrCorrupt, host, maxManifestSize>>20)
+	if resp.ContentLength > maxManifestSize {
+		_ = resp.Body.Close()
+		return nil, tooLarge
+	}
+	resp.Body = &limitedBody{ReadCloser: resp.Body, left: maxManifestSize, err: tooLarge}
+	return resp, nil
+}
+
+// limitedBody fails with err once more than left bytes were read from it.
+type limitedBody struct {
+	io.ReadCloser
+	left int64
+	err  error
+}
+
+func (l *limitedBody) Read(p []byte) (int, error) {
+	if l.left < 0 {
+		return 0, l.err
+	}
+	if int64(len(p)) > l.left+1 {
+		p = p[:l.left+1]
+	}
+	n, err := l.ReadCloser.Read(p)
+	l.left -= int64(n)
+	if l.left < 0 {
+		return n, l.err
+	}
+	return n, err
 }
 
 // stallBody cancels its request when one Read waits longer than stall.

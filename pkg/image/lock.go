@@ -68,9 +68,9 @@ func lockFile(ctx context.Context, path string, how int) (*os.File, error) {
 // (if not nil) returns true.
 func lockFileUntil(ctx context.Context, path string, how int, stop func() bool) (*os.File, error) {
 	for {
-		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600) //nolint:gosec // a lock file inside the store
+		f, err := openLock(path)
 		if err != nil {
-			return nil, fmt.Errorf("opening lock file: %w", err)
+			return nil, err
 		}
 		ok, err := flockUntil(ctx, f, how, stop)
 		if err != nil || !ok {
@@ -82,6 +82,29 @@ func lockFileUntil(ctx context.Context, path string, how int, stop func() bool) 
 		}
 		_ = f.Close()
 	}
+}
+
+// openLock opens the lock file at path, creating it. In a cache that cannot
+// be written (a read-only mount, or a directory without write permission)
+// it opens an existing lock file read-only instead: flock needs no write
+// access, so the layers such a cache holds can still be pinned and served.
+func openLock(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600) //nolint:gosec // a lock file inside the store
+	if err != nil && readOnlyErr(err) {
+		if ro, rerr := os.Open(path); rerr == nil { //nolint:gosec // a lock file inside the store
+			return ro, nil
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening lock file: %w", err)
+	}
+	return f, nil
+}
+
+// readOnlyErr reports whether err says that the cache cannot be written:
+// a read-only file system, or no permission to.
+func readOnlyErr(err error) bool {
+	return errors.Is(err, unix.EROFS) || errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM)
 }
 
 // tempEntry is a directory or file under <dir>/tmp that its owner holds

@@ -55,13 +55,27 @@ const pullJobs = 3
 //   - spec.PullNever uses the cache only, failing with ErrNotFound.
 //
 // oci: and docker-archive: references are always resolved from their local
-// source, which is cheap; their layers are cached like any other. Errors
-// wrap one of the package's sentinels when their cause is known.
+// source, which is cheap; their layers are cached like any other. An image
+// that one overlay mount cannot take (no layers, or too many) fails with
+// ErrUnsupported. Errors wrap one of the package's sentinels when their
+// cause is known.
 func (s *Store) Ensure(ctx context.Context, ref string, o PullOptions) (*Image, error) {
 	r, err := ParseReference(ref, o.Insecure)
 	if err != nil {
 		return nil, err
 	}
+	img, err := s.ensure(ctx, r, o)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.checkMountable(img.Layers); err != nil {
+		return nil, fmt.Errorf("using %s: %w", r, err)
+	}
+	return img, nil
+}
+
+// ensure is Ensure without the check that the image can be mounted.
+func (s *Store) ensure(ctx context.Context, r Reference, o PullOptions) (*Image, error) {
 	plat := HostPlatform()
 	if o.Platform != nil {
 		plat = *o.Platform
@@ -120,7 +134,7 @@ func (s *Store) pull(ctx context.Context, r Reference, plat v1.Platform, o PullO
 	}
 	cfg, err := src.img.ConfigFile()
 	if err != nil {
-		return nil, fmt.Errorf("reading image config: %w", dataErr(err))
+		return nil, fmt.Errorf("reading image config: %w", src.dataErr(err))
 	}
 	if err := checkConfigPlatform(cfg, plat); err != nil {
 		return nil, err
@@ -153,10 +167,13 @@ func dataErr(err error) error {
 func (s *Store) ensureLayers(ctx context.Context, src *source, diffIDs []v1.Hash, pr *progress) ([]layerRecord, error) {
 	layers, err := src.img.Layers()
 	if err != nil {
-		return nil, fmt.Errorf("listing layers: %w", dataErr(err))
+		return nil, fmt.Errorf("listing layers: %w", src.dataErr(err))
 	}
 	if len(layers) != len(diffIDs) {
 		return nil, fmt.Errorf("%w: the manifest lists %d layers but the config %d diff_ids", ErrCorrupt, len(layers), len(diffIDs))
+	}
+	if err := s.checkMountable(s.layerPaths(diffIDs)); err != nil {
+		return nil, err // before downloading anything
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -318,7 +335,7 @@ func (s *Store) unpackBlob(ctx context.Context, src *source, l v1.Layer, rec lay
 		rc, err = l.Uncompressed()
 	}
 	if err != nil {
-		return layerStats{}, fmt.Errorf("opening layer blob: %w", dataErr(err))
+		return layerStats{}, fmt.Errorf("opening layer blob: %w", src.dataErr(err))
 	}
 	defer func() { _ = rc.Close() }()
 	sp.r = rc

@@ -19,7 +19,8 @@ func (s *Store) recordsLock(ctx context.Context, how int) (*os.File, error) {
 }
 
 // recordKnown records that ref resolves to the already cached manifest d
-// and returns its image, or fails if d or one of its layers is missing.
+// and returns its image, or fails if d or one of its layers is missing. A
+// cache that cannot be written still returns the image, unrecorded.
 func (s *Store) recordKnown(ctx context.Context, ref, platform string, d v1.Hash) (*Image, error) {
 	lk, err := s.recordsLock(ctx, unix.LOCK_SH)
 	if err != nil {
@@ -30,7 +31,10 @@ func (s *Store) recordKnown(ctx context.Context, ref, platform string, d v1.Hash
 	if err != nil {
 		return nil, err
 	}
-	return img, s.writeRef(ref, platform, d)
+	if err := s.writeRef(ref, platform, d); err != nil && !readOnlyErr(err) {
+		return nil, err
+	}
+	return img, nil
 }
 
 // record writes the manifest record m of d and the reference ref to it,

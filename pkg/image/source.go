@@ -2,10 +2,8 @@ package image
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
-	"os"
 	"runtime"
 	"slices"
 	"strings"
@@ -14,9 +12,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
@@ -35,6 +31,9 @@ type source struct {
 	// blob digest; docker-archive layers are read with Uncompressed(), so a
 	// tarball of uncompressed layers is never recompressed to compute one.
 	compressed bool
+	// origin names a local source ("OCI layout DIR", "docker archive
+	// FILE") in errors; it is empty for a registry.
+	origin string
 }
 
 // HostPlatform returns the platform of this host: runtime.GOOS and GOARCH,
@@ -182,103 +181,6 @@ func resolveRemote(ctx context.Context, ref name.Reference, platform v1.Platform
 		return &source{img: img, digest: desc.Digest, compressed: true}, nil
 	}
 	return nil, fmt.Errorf("%w: manifest media type %s is not an OCI or Docker v2 image", ErrUnsupported, desc.MediaType)
-}
-
-// resolveLayout finds ref's image in an OCI image layout.
-func resolveLayout(ref Reference, platform v1.Platform) (*source, error) {
-	p, err := layout.FromPath(ref.path)
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("%w: no OCI image layout at %s (expected a directory with index.json)", ErrNotFound, ref.path)
-		}
-		return nil, fmt.Errorf("%w: reading OCI layout %s: %w", ErrCorrupt, ref.path, err)
-	}
-	idx, err := p.ImageIndex()
-	if err != nil {
-		return nil, fmt.Errorf("%w: reading OCI layout %s: %w", ErrCorrupt, ref.path, err)
-	}
-	im, err := idx.IndexManifest()
-	if err != nil {
-		return nil, fmt.Errorf("%w: reading OCI layout %s: %w", ErrCorrupt, ref.path, err)
-	}
-	var match []v1.Descriptor
-	var tags []string
-	for _, d := range im.Manifests {
-		t := d.Annotations[refNameAnnotation]
-		if t != "" {
-			tags = append(tags, t)
-		}
-		if ref.tag == "" || t == ref.tag {
-			match = append(match, d)
-		}
-	}
-	switch {
-	case len(match) == 0 && ref.tag != "":
-		return nil, fmt.Errorf("%w: tag %q not in OCI layout %s (tags: %s)", ErrNotFound, ref.tag, ref.path, strings.Join(tags, ", "))
-	case len(match) == 0:
-		return nil, fmt.Errorf("%w: OCI layout %s holds no image", ErrNotFound, ref.path)
-	case len(match) > 1:
-		return nil, fmt.Errorf("%w: OCI layout %s holds %d images; name one as oci:%s:TAG (tags: %s)",
-			ErrInvalidReference, ref.path, len(match), ref.path, strings.Join(tags, ", "))
-	}
-	d := match[0]
-	if d.MediaType.IsIndex() {
-		child, err := idx.ImageIndex(d.Digest)
-		if err != nil {
-			return nil, fmt.Errorf("%w: reading index %s: %w", ErrCorrupt, d.Digest, err)
-		}
-		cm, err := child.IndexManifest()
-		if err != nil {
-			return nil, fmt.Errorf("%w: reading index %s: %w", ErrCorrupt, d.Digest, err)
-		}
-		if d, err = pickPlatform(cm, platform); err != nil {
-			return nil, err
-		}
-		idx = child
-	}
-	img, err := idx.Image(d.Digest)
-	if err != nil {
-		return nil, fmt.Errorf("%w: reading image %s: %w", ErrCorrupt, d.Digest, err)
-	}
-	return &source{img: img, digest: d.Digest, compressed: true}, nil
-}
-
-// resolveArchive opens ref's image in a `docker save` tarball.
-func resolveArchive(ref Reference) (*source, error) {
-	file, tagStr := ref.path, ref.tag
-	// A colon may belong to the file name: prefer the whole text when it
-	// names a file.
-	if tagStr != "" {
-		if fi, err := os.Stat(ref.raw); err == nil && fi.Mode().IsRegular() {
-			file, tagStr = ref.raw, ""
-		}
-	}
-	if _, err := os.Stat(file); err != nil {
-		return nil, fmt.Errorf("%w: opening archive: %w", ErrNotFound, err)
-	}
-	var tag *name.Tag
-	if tagStr != "" {
-		t, err := name.NewTag(tagStr)
-		if err != nil {
-			return nil, fmt.Errorf("%w: archive tag %q: %w", ErrInvalidReference, tagStr, err)
-		}
-		tag = &t
-	}
-	img, err := tarball.ImageFromPath(file, tag)
-	if err != nil {
-		switch {
-		case tag != nil && strings.Contains(err.Error(), "not found in tarball"):
-			return nil, fmt.Errorf("%w: %s: %w", ErrNotFound, file, err)
-		case strings.Contains(err.Error(), "must contain only a single image"):
-			return nil, fmt.Errorf("%w: %s holds several images; name one as %s%s:REPO:TAG", ErrInvalidReference, file, ArchivePrefix, file)
-		}
-		return nil, fmt.Errorf("%w: reading docker archive %s: %w", ErrCorrupt, file, err)
-	}
-	d, err := img.ConfigName()
-	if err != nil {
-		return nil, fmt.Errorf("%w: reading docker archive %s: %w", ErrCorrupt, file, err)
-	}
-	return &source{img: img, digest: d}, nil
 }
 
 // checkConfigPlatform refuses an image whose config names another platform
