@@ -8,6 +8,7 @@ import (
 	"syscall"
 
 	"github.com/ephem-dev/ephem/internal/cli"
+	_ "github.com/ephem-dev/ephem/pkg/runtime/backends" // every backend
 	"github.com/ephem-dev/ephem/pkg/runtime/local/nsenter"
 )
 

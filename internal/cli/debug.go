@@ -12,10 +12,10 @@ import (
 	"github.com/ephem-dev/ephem/pkg/image"
 	"github.com/ephem-dev/ephem/pkg/profile"
 	"github.com/ephem-dev/ephem/pkg/runtime"
-	"github.com/ephem-dev/ephem/pkg/runtime/local"
 	"github.com/ephem-dev/ephem/pkg/spec"
 	"github.com/ephem-dev/ephem/pkg/target"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // DefaultImage is the debug image when neither --image nor EPHEM_IMAGE is set.
@@ -41,9 +41,11 @@ type DebugOptions struct {
 	Insecure      []string
 	DetachKeys    string
 	Command       []string
-	Kube          kubeDebugOptions
 
+	flags     *pflag.FlagSet
+	implied   *target.Ref // the target a backend's flags stand for (-l)
 	target    target.Ref
+	backend   backend
 	container spec.Container
 	detach    []byte
 	maxImage  int64 // bytes; 0: no cap
@@ -88,7 +90,8 @@ Exit codes: the command's own; ephem's failures use 64-78 (see docs/exit-codes.m
 	f.BoolVar(&o.ArgumentsOnly, "arguments-only", false, "pass the words after -- as arguments to the image's entrypoint")
 	f.StringArrayVar(&o.Insecure, "insecure-registry", nil, "allow plain HTTP to this registry host (repeatable; loopback always is)")
 	f.StringVar(&o.DetachKeys, "detach-keys", "ctrl-p,ctrl-q", "key sequence that detaches from a terminal session")
-	o.Kube.addFlags(f)
+	o.flags = f
+	g.backends.addFlags(runtime.VerbDebug, f)
 	return cmd
 }
 
@@ -97,13 +100,14 @@ var runDebug = func(ctx context.Context, o *DebugOptions) error { return o.Run(c
 
 // Complete fills the options from the arguments.
 func (o *DebugOptions) Complete(args []string, dash int) error {
-	switch {
-	case o.Kube.Selector != "" && (len(args) == 0 || dash == 0):
+	if ref, ok := o.g.backends.implied(runtime.VerbDebug); ok && (len(args) == 0 || dash == 0) {
 		if dash >= 0 {
 			o.Command = args[dash:]
 		}
-		o.TargetArg = "" // every pod the selector matches
+		o.TargetArg, o.implied = "", &ref
 		return nil
+	}
+	switch {
 	case len(args) == 0:
 		return usageError("debug needs a target: %s", target.Supported())
 	case dash == 0:
@@ -127,12 +131,15 @@ var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // Validate checks the options without I/O and builds the container spec.
 func (o *DebugOptions) Validate() error {
-	ref := target.Ref{Scheme: "pod", Kind: target.Kubernetes, Raw: "-l " + o.Kube.Selector}
-	if o.TargetArg != "" {
-		var err error
-		if ref, err = target.Parse(o.TargetArg); err != nil {
-			return err
-		}
+	ref, err := o.parseTarget()
+	if err != nil {
+		return err
+	}
+	if o.backend, err = o.g.backends.lookup(ref); err != nil {
+		return err
+	}
+	if err := checkOwnFlags(o.flags, o.backend, ref); err != nil {
+		return err
 	}
 	o.target = ref
 	switch spec.PullPolicy(o.Pull) {
@@ -166,15 +173,9 @@ func (o *DebugOptions) Validate() error {
 	if _, err := image.ParseReference(o.Image, o.Insecure); err != nil {
 		return err
 	}
-	var (
-		keys []byte
-		err  error
-	)
-	keys, err = parseDetachKeys(o.DetachKeys)
-	if err != nil {
+	if o.detach, err = parseDetachKeys(o.DetachKeys); err != nil {
 		return err
 	}
-	o.detach = keys
 	c := spec.Container{
 		Image: o.Image, PullPolicy: spec.PullPolicy(o.Pull), User: o.User, WorkingDir: o.WorkingDir,
 		Stdin: o.Stdin, TTY: o.TTY, SharePID: o.SharePID,
@@ -191,20 +192,12 @@ func (o *DebugOptions) Validate() error {
 		}
 		c.Env = append(c.Env, spec.EnvVar{Name: k, Value: v})
 	}
-	if err := o.Kube.validate(ref, &c); err != nil {
-		return err
-	}
-	// As kubectl: a copy that only changes images (--set-image) adds no
-	// debug container unless --image asks for one.
-	if o.Kube.CopyTo != "" && len(o.Kube.SetImage) > 0 && !o.Kube.changed("image") && os.Getenv("EPHEM_IMAGE") == "" {
-		c.Image = ""
-	}
 	style := profile.Ephemeral
-	switch {
-	case ref.Scheme == "node":
-		style = profile.Node
-	case o.Kube.CopyTo != "":
-		style = profile.PodCopy
+	if p, ok := o.backend.cfg.(runtime.DebugPreparer); ok {
+		imageGiven := o.flags.Changed("image") || os.Getenv("EPHEM_IMAGE") != ""
+		if style, err = p.PrepareDebug(ref, &c, imageGiven); err != nil {
+			return err
+		}
 	}
 	p, err := profile.Get(o.Profile)
 	if err != nil {
@@ -217,36 +210,35 @@ func (o *DebugOptions) Validate() error {
 	return nil
 }
 
+// parseTarget returns the target: the argument, or what a backend's flags
+// stand for.
+func (o *DebugOptions) parseTarget() (target.Ref, error) {
+	if o.TargetArg == "" && o.implied != nil {
+		return *o.implied, nil
+	}
+	return target.Parse(o.TargetArg)
+}
+
 // Run starts the debug container on the backend the target belongs to.
 func (o *DebugOptions) Run(ctx context.Context) error {
 	// Without a terminal on standard input a shell would wait forever.
 	if o.container.TTY && !o.g.Streams.IsTerminal() {
 		return usageError("-t needs a terminal on standard input, and this one is not: drop -t (keep -i to pipe input in)")
 	}
-	backend, err := o.backend()
-	if err != nil {
-		return err
-	}
-	return backend.Debug(ctx, o.target, o.container, o.g.Streams)
-}
-
-func (o *DebugOptions) backend() (runtime.Interface, error) {
-	if o.target.Kind == target.Kubernetes {
-		return o.Kube.backend(o.g, o.detach)
-	}
-	if err := local.CheckPrivileges(); err != nil {
-		return nil, err
-	}
-	store, err := image.Open(o.g.CacheDir)
-	if err != nil {
-		return nil, fmt.Errorf("opening the image cache: %w", err)
-	}
 	pull := image.PullOptions{Policy: spec.PullPolicy(o.Pull), Insecure: o.Insecure, StallTimeout: o.PullTimeout,
 		MaxImageSize: o.maxImage, MinFree: o.minFree}
 	if !o.g.Quiet {
 		pull.Progress, pull.TTY = o.g.Streams.Err, o.g.Streams.ErrIsTerminal()
 	}
-	return local.New(local.Options{Images: store, Pull: pull, DetachKeys: o.detach, Log: o.g.Streams.Err}), nil
+	b, err := o.g.build(o.backend, o.detach, pull)
+	if err != nil {
+		return err
+	}
+	d, err := runtime.As[runtime.Debugger](b, o.target, "debug")
+	if err != nil {
+		return err
+	}
+	return d.Debug(ctx, o.target, o.container, o.g.Streams)
 }
 
 // parseDetachKeys parses Docker's detach-key syntax: "ctrl-p,ctrl-q", "a".

@@ -2,10 +2,10 @@ package cli
 
 import (
 	"errors"
+	"reflect"
 
 	"github.com/ephem-dev/ephem/pkg/image"
 	"github.com/ephem-dev/ephem/pkg/runtime"
-	"github.com/ephem-dev/ephem/pkg/runtime/kube"
 	"github.com/ephem-dev/ephem/pkg/target"
 )
 
@@ -30,11 +30,26 @@ const (
 	ExitConfig         = 78 // Kubernetes: no usable kubeconfig
 )
 
-func init() { kube.ExitCodeFunc = exitCodeFor }
+// joinType is the type of errors.Join's errors, which backends return for
+// several failures at once (a fan-out's pods).
+var joinType = reflect.TypeOf(errors.Join(errors.New("")))
+
+// joined returns the errors err joins, following single wraps, or nil.
+func joined(err error) []error {
+	for ; err != nil; err = errors.Unwrap(err) {
+		if reflect.TypeOf(err) == joinType {
+			return err.(interface{ Unwrap() []error }).Unwrap()
+		}
+	}
+	return nil
+}
 
 // exitCodeFor maps an error to ephem's documented exit code by the sentinel
-// it wraps.
+// it wraps. Joined errors exit with the first one's code.
 func exitCodeFor(err error) int {
+	if errs := joined(err); len(errs) > 0 {
+		return exitCodeFor(errs[0])
+	}
 	var exit *runtime.ExitError
 	switch {
 	case err == nil:
@@ -48,17 +63,17 @@ func exitCodeFor(err error) int {
 		return ExitImageData
 	case errors.Is(err, target.ErrNotFound):
 		return ExitTargetNotFound
-	case errors.Is(err, image.ErrNotFound), errors.Is(err, kube.ErrImagePull):
+	case errors.Is(err, image.ErrNotFound), errors.Is(err, runtime.ErrImagePull):
 		return ExitImageNotFound
 	case errors.Is(err, image.ErrUnreachable), errors.Is(err, target.ErrUnreachable):
 		return ExitUnreachable
 	case errors.Is(err, runtime.ErrUnsupported), errors.Is(err, image.ErrUnsupported):
 		return ExitUnsupported
-	case errors.Is(err, kube.ErrConfig):
+	case errors.Is(err, runtime.ErrConfig):
 		return ExitConfig
-	case errors.Is(err, kube.ErrCreate):
+	case errors.Is(err, runtime.ErrCreate):
 		return ExitCreate
-	case errors.Is(err, kube.ErrTimeout):
+	case errors.Is(err, runtime.ErrTimeout):
 		return ExitTimeout
 	case errors.Is(err, runtime.ErrTargetGone):
 		return ExitTargetGone

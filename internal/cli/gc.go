@@ -4,9 +4,12 @@ import (
 	"fmt"
 
 	"github.com/ephem-dev/ephem/pkg/image"
-	"github.com/ephem-dev/ephem/pkg/runtime/local"
+	"github.com/ephem-dev/ephem/pkg/runtime"
 	"github.com/spf13/cobra"
 )
+
+// imageOptionsNone are the pull options of verbs that pull nothing.
+var imageOptionsNone = image.PullOptions{}
 
 func newGCCmd(g *GlobalOptions) *cobra.Command {
 	return &cobra.Command{
@@ -23,8 +26,18 @@ sessions that ended while detached.`,
 			if err != nil {
 				return fmt.Errorf("opening the image cache: %w", err)
 			}
-			if _, err := local.ListSessions(); err != nil {
-				return fmt.Errorf("pruning session records: %w", err)
+			b, err := g.backends.fallback()
+			if err != nil {
+				return err
+			}
+			be, err := g.build(b, nil, imageOptionsNone)
+			if err != nil {
+				return err
+			}
+			if c, ok := be.(runtime.Cleaner); ok {
+				if err := c.GC(cmd.Context()); err != nil {
+					return err
+				}
 			}
 			return store.GC(cmd.Context())
 		},

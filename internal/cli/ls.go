@@ -2,101 +2,89 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/ephem-dev/ephem/pkg/runtime/kube"
-	"github.com/ephem-dev/ephem/pkg/runtime/local"
+	"github.com/ephem-dev/ephem/pkg/runtime"
 	"github.com/ephem-dev/ephem/pkg/target"
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/util/duration"
 )
 
 func newLsCmd(g *GlobalOptions) *cobra.Command {
-	var selector string
-	var kubeAll bool
 	cmd := &cobra.Command{
-		Use:   "ls [pod/NAME | deploy/NAME | -l SELECTOR | --kube]",
-		Short: "List debug sessions: this host's interactive ones, or a pod's or namespace's ephemeral containers",
+		Use:   "ls [TARGET]",
+		Short: "List debug sessions: this host's interactive ones, or a target's",
 		Long: `Without arguments, ls lists this host's interactive debug sessions (the ones
-"ephem attach ID" reattaches to). With a pod or workload, -l, or --kube it lists
-Kubernetes ephemeral containers with image, target, state, age and exit code.`,
+"ephem attach ID" reattaches to). With a target (a pod or workload, -l, or
+--kube for a whole namespace) it lists that target's debug sessions: image,
+target, state, age and exit code. The ID column is what ephem attach takes.`,
 		Args: cobra.MaximumNArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 0 && selector == "" && !kubeAll {
-				return listLocal(g)
-			}
-			var ref *target.Ref
-			if len(args) == 1 {
-				r, err := target.Parse(args[0])
-				if err != nil {
-					return err
-				}
-				if r.Kind != target.Kubernetes || r.Scheme == "node" {
-					return usageError("ls lists Kubernetes debug containers: name a pod or workload, not %s", r.Scheme)
-				}
-				ref = &r
-			}
-			b, err := kube.New(kube.Options{Config: g.Kube, Selector: selector, AllPods: true, Log: g.Streams.Err})
-			if err != nil {
-				return fmt.Errorf("setting up the Kubernetes client: %w", err)
-			}
-			sessions, err := b.List(cmd.Context(), ref)
-			if err != nil {
-				return err
-			}
-			return kube.PrintSessions(g.Streams.Out, sessions, time.Now())
-		},
 	}
-	cmd.Flags().StringVarP(&selector, "selector", "l", "", "list the debug containers of pods matching this label selector")
-	cmd.Flags().BoolVar(&kubeAll, "kube", false, "list the debug containers of every pod in the namespace")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		ref, b, err := g.targetOrDefault(cmd, runtime.VerbList, args)
+		if err != nil {
+			return err
+		}
+		be, err := g.build(b, nil, imageOptionsNone)
+		if err != nil {
+			return err
+		}
+		l, err := runtime.As[runtime.Lister](be, ref, "ls")
+		if err != nil {
+			return err
+		}
+		sessions, err := l.List(cmd.Context(), ref)
+		if err != nil {
+			return err
+		}
+		return printSessions(g.Streams.Out, sessions, time.Now())
+	}
+	g.backends.addFlags(runtime.VerbList, cmd.Flags())
 	return cmd
 }
 
-// listLocal prints this host's live interactive sessions.
-func listLocal(g *GlobalOptions) error {
-	if err := local.CheckPrivileges(); err != nil {
-		return err
+// targetOrDefault returns the target args (or a backend's flags) name and
+// its backend, or the zero Ref and the default backend.
+func (g *GlobalOptions) targetOrDefault(cmd *cobra.Command, verb string, args []string) (target.Ref, backend, error) {
+	ref, ok := g.backends.implied(verb)
+	if len(args) == 1 {
+		var err error
+		if ref, err = target.Parse(args[0]); err != nil {
+			return target.Ref{}, backend{}, err
+		}
+		ok = true
 	}
-	sessions, err := local.ListSessions()
+	var (
+		b   backend
+		err error
+	)
+	if ok {
+		b, err = g.backends.lookup(ref)
+	} else {
+		b, err = g.backends.fallback()
+	}
 	if err != nil {
-		return fmt.Errorf("listing local sessions: %w", err)
+		return target.Ref{}, backend{}, err
 	}
-	tw := tabwriter.NewWriter(g.Streams.Out, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tTARGET\tIMAGE\tCOMMAND\tAGE")
+	return ref, b, checkOwnFlags(cmd.Flags(), b, ref)
+}
+
+// printSessions writes sessions as a table.
+func printSessions(w io.Writer, sessions []runtime.Session, now time.Time) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tIMAGE\tTARGET\tSTATE\tAGE\tEXIT\tCOMMAND")
 	for _, s := range sessions {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.ID, s.Target, s.Image, strings.Join(s.Command, " "),
-			duration.HumanDuration(time.Since(s.Started)))
+		age, exit := "-", "-"
+		if !s.Started.IsZero() {
+			age = duration.HumanDuration(now.Sub(s.Started))
+		}
+		if s.ExitCode != nil {
+			exit = fmt.Sprint(*s.ExitCode)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Image, s.Target, s.State, age, exit, strings.Join(s.Command, " "))
 	}
 	return tw.Flush()
-}
-
-func newAttachCmd(g *GlobalOptions) *cobra.Command {
-	var tty bool
-	var detachKeys string
-	cmd := &cobra.Command{
-		Use:   "attach ID | pod/NAME/CONTAINER",
-		Short: "Reattach to a detached local session, or to a Kubernetes debug container (one that ended shows its output and exit code)",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			keys, err := parseDetachKeys(detachKeys)
-			if err != nil {
-				return err
-			}
-			ref, err := target.Parse(args[0])
-			if err != nil || ref.Kind != target.Kubernetes {
-				e := local.New(local.Options{DetachKeys: keys, Log: g.Streams.Err})
-				return e.Attach(cmd.Context(), args[0], g.Streams)
-			}
-			b, err := kube.New(kube.Options{Config: g.Kube, DetachKeys: keys, Log: g.Streams.Err})
-			if err != nil {
-				return fmt.Errorf("setting up the Kubernetes client: %w", err)
-			}
-			return b.Attach(cmd.Context(), ref, tty || g.Streams.IsTerminal(), g.Streams)
-		},
-	}
-	cmd.Flags().BoolVarP(&tty, "tty", "t", false, "use a terminal (default: when standard input is one)")
-	cmd.Flags().StringVar(&detachKeys, "detach-keys", "ctrl-p,ctrl-q", "key sequence that detaches")
-	return cmd
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,7 +13,6 @@ import (
 	"github.com/ephem-dev/ephem/pkg/runtime"
 	"github.com/ephem-dev/ephem/pkg/session"
 	"github.com/spf13/cobra"
-	"k8s.io/client-go/tools/clientcmd"
 )
 
 // Streams are the user's standard streams; only this package writes to them.
@@ -26,12 +26,12 @@ type GlobalOptions struct {
 	Quiet bool
 	// Streams are the user's.
 	Streams Streams
-	// Kube are kubectl's connection flags, for Kubernetes targets.
-	Kube clientcmd.ClientConfig
+
+	backends backendSet
 }
 
 // errUsage marks a usage error: a bad flag, argument or reference.
-var errUsage = errors.New("usage")
+var errUsage = runtime.ErrUsage
 
 // usageError wraps err as a usage error.
 func usageError(format string, args ...any) error {
@@ -64,7 +64,9 @@ at /proc/1/root. The target keeps running; nothing is installed in it.`,
 	})
 	root.PersistentFlags().StringVar(&g.CacheDir, "cache-dir", image.DefaultDir(), "image cache directory (env EPHEM_CACHE_DIR)")
 	root.PersistentFlags().BoolVarP(&g.Quiet, "quiet", "q", false, "print no pull progress")
-	g.Kube = newKubeFlags(root.PersistentFlags())
+	g.backends = newBackendSet()
+	g.backends.addFlags(runtime.VerbGlobal, root.PersistentFlags())
+	root.SetUsageTemplate(usageTemplate)
 	root.AddCommand(newDebugCmd(g), newImagesCmd(g), newGCCmd(g), newVersionCmd(g), newLsCmd(g), newAttachCmd(g))
 	return root
 }
@@ -86,11 +88,23 @@ func Execute(ctx context.Context, args []string, streams Streams) int {
 	if strings.HasPrefix(err.Error(), "unknown command ") {
 		err = fmt.Errorf("%w: %w: see ephem --help", errUsage, err)
 	}
+	report(streams.Err, err)
+	return exitCodeFor(err)
+}
+
+// report prints err as one "ephem:" line, or one line per failure when it
+// joins several (a fan-out's pods); a command's own exit code prints none.
+func report(w io.Writer, err error) {
+	if errs := joined(err); errs != nil {
+		for _, e := range errs {
+			report(w, e)
+		}
+		return
+	}
 	var exit *runtime.ExitError
 	if !errors.As(err, &exit) || exit.Err != nil {
-		fmt.Fprintf(streams.Err, "ephem: %s\n", message(err))
+		fmt.Fprintf(w, "ephem: %s\n", message(err))
 	}
-	return exitCodeFor(err)
 }
 
 // message is err's text without the sentinel prefixes that only serve

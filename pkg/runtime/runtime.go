@@ -1,21 +1,21 @@
-// Package runtime defines the interface every ephem backend implements: start
-// a debug container beside a target, run its session, report its exit code.
-// Backends live in subpackages: local (namespaces on this host) and, later,
-// kube (pods/ephemeralcontainers).
+// Package runtime is ephem's registry of backends and the small interfaces
+// they implement. A backend registers the target forms it acts on and a
+// Config that adds its flags and builds it (registry.go); each verb finds
+// the capability it needs by type assertion (capability.go): Debugger,
+// Lister, Attacher, Cleaner, Copier, Capturer, Forwarder, Inspector.
+// Backends live in subpackages: local (namespaces on this host) and kube
+// (pods/ephemeralcontainers); package backends registers them.
 package runtime
 
 import (
-	"context"
 	"errors"
 	"fmt"
-
-	"github.com/ephem-dev/ephem/pkg/session"
-	"github.com/ephem-dev/ephem/pkg/spec"
-	"github.com/ephem-dev/ephem/pkg/target"
 )
 
 // Sentinel errors shared by backends; callers map them to exit codes.
 var (
+	// ErrUsage marks a bad flag, argument or reference: the user's to fix.
+	ErrUsage = errors.New("usage")
 	// ErrUnsupported marks a host or cluster lacking a feature ephem needs.
 	ErrUnsupported = errors.New("unsupported")
 	// ErrPermission marks missing privileges.
@@ -29,15 +29,16 @@ var (
 	ErrInvalidSpec = errors.New("invalid container spec")
 	// ErrBusy marks a session another client is attached to.
 	ErrBusy = errors.New("session busy")
+	// ErrConfig marks a backend configuration that cannot be used (no
+	// kubeconfig).
+	ErrConfig = errors.New("configuration")
+	// ErrImagePull marks a debug image the runtime could not pull.
+	ErrImagePull = errors.New("image pull failed")
+	// ErrCreate marks a debug container the runtime could not create.
+	ErrCreate = errors.New("container creation failed")
+	// ErrTimeout marks a debug container that did not start in time.
+	ErrTimeout = errors.New("timed out")
 )
-
-// Interface is one backend.
-type Interface interface {
-	// Debug starts c beside the target t and runs its session on streams
-	// until the container's command ends. A command that ran returns an
-	// *ExitError carrying its non-zero exit code.
-	Debug(ctx context.Context, t target.Ref, c spec.Container, streams session.Streams) error
-}
 
 // ExitError reports the debug command's own non-zero exit code.
 type ExitError struct {
@@ -56,3 +57,15 @@ func (e *ExitError) Error() string {
 
 // Unwrap returns the reason the command could not run, if any.
 func (e *ExitError) Unwrap() error { return e.Err }
+
+// NewKind returns a backend's own sentinel error: it reads text and matches
+// base with errors.Is, so the CLI maps it by base alone.
+func NewKind(base error, text string) error { return &kindError{text: text, base: base} }
+
+type kindError struct {
+	text string
+	base error
+}
+
+func (e *kindError) Error() string { return e.text }
+func (e *kindError) Unwrap() error { return e.base }

@@ -1,5 +1,6 @@
 // Package target parses target references ("pid:4242", "docker://web",
-// "pod/web") and resolves local ones to the process whose namespaces a
-// debug container joins. Schemes are registered in one table so new
-// runtimes (containerd, podman, CRI) add a row, not a branch.
+// "pod/web") through one table of schemes, and resolves host-process
+// references to the process whose namespaces a debug container joins.
+// Backends register the rows of the forms they act on (runtime.Register):
+// a new runtime adds rows, not a branch.
 package target

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"testing"
 
+	_ "github.com/ephem-dev/ephem/pkg/runtime/backends" // the registered forms
 	"github.com/ephem-dev/ephem/pkg/target"
 )
 

@@ -1,10 +1,12 @@
 package target
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Sentinel errors callers branch on.
@@ -17,23 +19,25 @@ var (
 	ErrUnreachable = errors.New("runtime unreachable")
 )
 
-// Kind says which backend acts on a reference.
-type Kind int
-
-// Backend kinds.
+// Scheme names: the value of Ref.Scheme for each reference form. The rows
+// that parse and resolve them are registered by their backends.
 const (
-	// Local targets are processes on this host.
-	Local Kind = iota
-	// Kubernetes targets are pods, workloads and nodes of a cluster.
-	Kubernetes
+	SchemePID         = "pid"
+	SchemeDocker      = "docker"
+	SchemeSession     = "session"
+	SchemePod         = "pod"
+	SchemeNode        = "node"
+	SchemeDeployment  = "deployment"
+	SchemeStatefulSet = "statefulset"
+	SchemeDaemonSet   = "daemonset"
+	SchemeReplicaSet  = "replicaset"
+	SchemeJob         = "job"
 )
 
 // Ref is a parsed target reference.
 type Ref struct {
-	// Scheme is the registered scheme name: "pid", "docker", "pod", ...
+	// Scheme is the registered scheme name: SchemePID, SchemePod, ...
 	Scheme string
-	// Kind is the backend kind the scheme belongs to.
-	Kind Kind
 	// Namespace is the Kubernetes namespace, when the reference names one.
 	Namespace string
 	// Name is the process ID, container name or ID, or object name.
@@ -52,29 +56,71 @@ func (r Ref) PID() int {
 
 func (r Ref) String() string { return r.Raw }
 
-// scheme is one row of the reference table.
-type scheme struct {
-	name    string
-	kind    Kind
-	example string
-	// prefix is what introduces the scheme in a reference.
-	prefix string
-	parse  func(r *Ref, rest string) error
-	// hidden rows are aliases left out of Supported.
-	hidden bool
+// Form names the reference's form for messages: its scheme's first prefix
+// ("docker://", "pod/"), or the scheme's name.
+func (r Ref) Form() string {
+	if sc, ok := Lookup(r.Scheme); ok && len(sc.Prefixes) > 0 {
+		return sc.Prefixes[0]
+	}
+	return r.Scheme
 }
 
-var schemes = []scheme{
-	{name: "pid", kind: Local, example: "pid:4242", prefix: "pid:", parse: parsePID},
-	{name: "docker", kind: Local, example: "docker://NAME|ID", prefix: "docker://", parse: parseContainer},
+// Scheme is one row of the reference table: how a form is written, parsed
+// and, for host processes, resolved. Backends register their rows through
+// runtime.Register, so parsing and resolving a form live in one place.
+type Scheme struct {
+	// Name is the value Parse puts in Ref.Scheme.
+	Name string
+	// Prefixes introduce the form ("pod/", "pods/", "po/"); the first is
+	// the canonical one.
+	Prefixes []string
+	// Example is shown in errors and help ("pod/NAME[/CONTAINER]").
+	Example string
+	// Hidden rows are left out of Supported.
+	Hidden bool
+	// Parse fills Name, Namespace and Container from what follows the prefix.
+	Parse func(r *Ref, rest string) error
+	// Resolve finds the host process a reference names; nil for forms
+	// whose backend resolves them itself (pods, nodes).
+	Resolve func(ctx context.Context, r Ref) (Process, error)
+	// Backend names the registered backend that acts on the form.
+	Backend string
 }
 
-// RegisterScheme adds a scheme to the parser: prefix introduces it ("pod/",
-// "containerd://"), example is shown in errors, and parse fills Name,
-// Namespace and Container from what follows the prefix. Backends call it
-// from their package's init.
-func RegisterScheme(name string, kind Kind, prefix, example string, parse func(r *Ref, rest string) error) {
-	schemes = append(schemes, scheme{name: name, kind: kind, example: example, prefix: prefix, parse: parse})
+var (
+	mu      sync.RWMutex
+	schemes []Scheme
+)
+
+// Register adds rows to the reference table. It panics on a prefix that
+// another row already has: two backends cannot claim one form.
+func Register(rows ...Scheme) {
+	mu.Lock()
+	defer mu.Unlock()
+	for _, row := range rows {
+		for _, p := range row.Prefixes {
+			for _, have := range schemes {
+				for _, q := range have.Prefixes {
+					if p == q {
+						panic(fmt.Sprintf("target: prefix %q registered twice (%s and %s)", p, have.Name, row.Name))
+					}
+				}
+			}
+		}
+		schemes = append(schemes, row)
+	}
+}
+
+// Lookup returns the row of the scheme called name.
+func Lookup(name string) (Scheme, bool) {
+	mu.RLock()
+	defer mu.RUnlock()
+	for _, sc := range schemes {
+		if sc.Name == name {
+			return sc, true
+		}
+	}
+	return Scheme{}, false
 }
 
 // maxRef bounds a target reference (a pod name is at most 253 bytes).
@@ -88,16 +134,21 @@ func Parse(s string) (Ref, error) {
 	if len(s) > maxRef {
 		return Ref{}, fmt.Errorf("%w: a target of %d bytes is too long (at most %d): use %s", ErrInvalid, len(s), maxRef, Supported())
 	}
-	for _, sc := range schemes {
-		rest, ok := strings.CutPrefix(s, sc.prefix)
-		if !ok {
-			continue
+	mu.RLock()
+	rows := schemes
+	mu.RUnlock()
+	for _, sc := range rows {
+		for _, p := range sc.Prefixes {
+			rest, ok := strings.CutPrefix(s, p)
+			if !ok {
+				continue
+			}
+			r := Ref{Scheme: sc.Name, Raw: s}
+			if err := sc.Parse(&r, rest); err != nil {
+				return Ref{}, fmt.Errorf("%w %q: %w (expected %s)", ErrInvalid, s, err, sc.Example)
+			}
+			return r, nil
 		}
-		r := Ref{Scheme: sc.name, Kind: sc.kind, Raw: s}
-		if err := sc.parse(&r, rest); err != nil {
-			return Ref{}, fmt.Errorf("%w %q: %w (expected %s)", ErrInvalid, s, err, sc.example)
-		}
-		return r, nil
 	}
 	if n, err := strconv.Atoi(s); err == nil && n > 0 {
 		return Ref{}, fmt.Errorf("%w %q: write a process as pid:%d", ErrInvalid, s, n)
@@ -107,16 +158,28 @@ func Parse(s string) (Ref, error) {
 
 // Supported lists the supported reference forms, for errors and help.
 func Supported() string {
+	mu.RLock()
+	defer mu.RUnlock()
 	ex := make([]string, 0, len(schemes))
 	for _, sc := range schemes {
-		if !sc.hidden {
-			ex = append(ex, sc.example)
+		if !sc.Hidden && sc.Example != "" {
+			ex = append(ex, sc.Example)
 		}
 	}
 	return strings.Join(ex, ", ")
 }
 
-func parsePID(r *Ref, rest string) error {
+// Resolve returns the host process r names, by its scheme's row.
+func Resolve(ctx context.Context, r Ref) (Process, error) {
+	sc, ok := Lookup(r.Scheme)
+	if !ok || sc.Resolve == nil {
+		return Process{}, fmt.Errorf("%w %q: %s targets are not host processes", ErrInvalid, r.Raw, r.Form())
+	}
+	return sc.Resolve(ctx, r)
+}
+
+// ParsePID is the Parse of "pid:N": a positive decimal process ID.
+func ParsePID(r *Ref, rest string) error {
 	n, err := strconv.Atoi(rest)
 	if err != nil || n <= 0 || strconv.Itoa(n) != rest {
 		return errors.New("a process ID is a positive decimal number")
@@ -125,7 +188,8 @@ func parsePID(r *Ref, rest string) error {
 	return nil
 }
 
-func parseContainer(r *Ref, rest string) error {
+// ParseContainer is the Parse of a runtime's container name or ID.
+func ParseContainer(r *Ref, rest string) error {
 	if rest == "" {
 		return errors.New("missing container name or ID")
 	}

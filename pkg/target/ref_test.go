@@ -1,10 +1,12 @@
 package target_test
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
 
+	_ "github.com/ephem-dev/ephem/pkg/runtime/backends" // the registered forms
 	"github.com/ephem-dev/ephem/pkg/target"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -16,9 +18,9 @@ func TestParse(t *testing.T) {
 		want    target.Ref
 		wantErr string
 	}{
-		{in: "pid:4242", want: target.Ref{Scheme: "pid", Kind: target.Local, Name: "4242", Raw: "pid:4242"}},
-		{in: "docker://web", want: target.Ref{Scheme: "docker", Kind: target.Local, Name: "web", Raw: "docker://web"}},
-		{in: "docker://0123abcd", want: target.Ref{Scheme: "docker", Kind: target.Local, Name: "0123abcd", Raw: "docker://0123abcd"}},
+		{in: "pid:4242", want: target.Ref{Scheme: "pid", Name: "4242", Raw: "pid:4242"}},
+		{in: "docker://web", want: target.Ref{Scheme: "docker", Name: "web", Raw: "docker://web"}},
+		{in: "docker://0123abcd", want: target.Ref{Scheme: "docker", Name: "0123abcd", Raw: "docker://0123abcd"}},
 		{in: "", wantErr: "empty target"},
 		{in: "pid:", wantErr: "positive decimal"},
 		{in: "pid:-3", wantErr: "positive decimal"},
@@ -29,18 +31,18 @@ func TestParse(t *testing.T) {
 		{in: "docker://", wantErr: "missing container name"},
 		{in: "docker://a/b", wantErr: "no '/'"},
 		{in: "lxc://x", wantErr: "unknown scheme; supported: pid:4242, docker://NAME|ID, pod/NAME[/CONTAINER], k8s://[NAMESPACE/]POD[/CONTAINER], deploy/NAME, sts/NAME, ds/NAME, rs/NAME, job/NAME, node/NAME"},
-		{in: "pod/web", want: target.Ref{Scheme: "pod", Kind: target.Kubernetes, Name: "web", Raw: "pod/web"}},
-		{in: "po/web/app", want: target.Ref{Scheme: "pod", Kind: target.Kubernetes, Name: "web", Container: "app", Raw: "po/web/app"}},
-		{in: "k8s://web", want: target.Ref{Scheme: "pod", Kind: target.Kubernetes, Name: "web", Raw: "k8s://web"}},
-		{in: "k8s://shop/web", want: target.Ref{Scheme: "pod", Kind: target.Kubernetes, Namespace: "shop", Name: "web", Raw: "k8s://shop/web"}},
-		{in: "k8s://shop/web/app", want: target.Ref{Scheme: "pod", Kind: target.Kubernetes, Namespace: "shop", Name: "web", Container: "app", Raw: "k8s://shop/web/app"}},
-		{in: "deploy/nginx", want: target.Ref{Scheme: "deployment", Kind: target.Kubernetes, Name: "nginx", Raw: "deploy/nginx"}},
-		{in: "deployments/nginx", want: target.Ref{Scheme: "deployment", Kind: target.Kubernetes, Name: "nginx", Raw: "deployments/nginx"}},
-		{in: "sts/db", want: target.Ref{Scheme: "statefulset", Kind: target.Kubernetes, Name: "db", Raw: "sts/db"}},
-		{in: "ds/agent", want: target.Ref{Scheme: "daemonset", Kind: target.Kubernetes, Name: "agent", Raw: "ds/agent"}},
-		{in: "rs/web-1", want: target.Ref{Scheme: "replicaset", Kind: target.Kubernetes, Name: "web-1", Raw: "rs/web-1"}},
-		{in: "job/batch", want: target.Ref{Scheme: "job", Kind: target.Kubernetes, Name: "batch", Raw: "job/batch"}},
-		{in: "node/worker-1", want: target.Ref{Scheme: "node", Kind: target.Kubernetes, Name: "worker-1", Raw: "node/worker-1"}},
+		{in: "pod/web", want: target.Ref{Scheme: "pod", Name: "web", Raw: "pod/web"}},
+		{in: "po/web/app", want: target.Ref{Scheme: "pod", Name: "web", Container: "app", Raw: "po/web/app"}},
+		{in: "k8s://web", want: target.Ref{Scheme: "pod", Name: "web", Raw: "k8s://web"}},
+		{in: "k8s://shop/web", want: target.Ref{Scheme: "pod", Namespace: "shop", Name: "web", Raw: "k8s://shop/web"}},
+		{in: "k8s://shop/web/app", want: target.Ref{Scheme: "pod", Namespace: "shop", Name: "web", Container: "app", Raw: "k8s://shop/web/app"}},
+		{in: "deploy/nginx", want: target.Ref{Scheme: "deployment", Name: "nginx", Raw: "deploy/nginx"}},
+		{in: "deployments/nginx", want: target.Ref{Scheme: "deployment", Name: "nginx", Raw: "deployments/nginx"}},
+		{in: "sts/db", want: target.Ref{Scheme: "statefulset", Name: "db", Raw: "sts/db"}},
+		{in: "ds/agent", want: target.Ref{Scheme: "daemonset", Name: "agent", Raw: "ds/agent"}},
+		{in: "rs/web-1", want: target.Ref{Scheme: "replicaset", Name: "web-1", Raw: "rs/web-1"}},
+		{in: "job/batch", want: target.Ref{Scheme: "job", Name: "batch", Raw: "job/batch"}},
+		{in: "node/worker-1", want: target.Ref{Scheme: "node", Name: "worker-1", Raw: "node/worker-1"}},
 		{in: "pod/", wantErr: "missing pod name"},
 		{in: "pod/Web", wantErr: "lowercase"},
 		{in: "pod/a/b/c", wantErr: "too many"},
@@ -69,21 +71,28 @@ func TestParse(t *testing.T) {
 	}
 }
 
-func TestRegisterScheme(t *testing.T) {
-	target.RegisterScheme("podtest", target.Kubernetes, "podtest/", "podtest/NAME", func(r *target.Ref, rest string) error {
-		r.Name = rest
-		return nil
-	})
+func TestRegister(t *testing.T) {
+	target.Register(target.Scheme{Name: "podtest", Prefixes: []string{"podtest/"}, Example: "podtest/NAME",
+		Parse: func(r *target.Ref, rest string) error { r.Name = rest; return nil }})
 	got, err := target.Parse("podtest/web")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Kind != target.Kubernetes || got.Name != "web" {
-		t.Errorf("got %+v", got)
+	if got.Scheme != "podtest" || got.Name != "web" || got.Form() != "podtest/" {
+		t.Errorf("got %+v (form %q)", got, got.Form())
 	}
 	if !strings.Contains(target.Supported(), "podtest/NAME") {
 		t.Errorf("Supported() = %q lacks the new scheme", target.Supported())
 	}
+	if _, err := target.Resolve(context.Background(), got); !errors.Is(err, target.ErrInvalid) {
+		t.Errorf("Resolve of a scheme without a resolver = %v, want ErrInvalid", err)
+	}
+	defer func() {
+		if recover() == nil {
+			t.Error("registering a taken prefix did not panic")
+		}
+	}()
+	target.Register(target.Scheme{Name: "again", Prefixes: []string{"podtest/"}})
 }
 
 func TestCheckAlive(t *testing.T) {

@@ -17,42 +17,23 @@ type Process struct {
 	Description string
 }
 
-// Resolver resolves local references to processes.
-type Resolver interface {
-	// Resolve returns the running process r names.
-	Resolve(ctx context.Context, r Ref) (Process, error)
-}
-
-// LocalResolver resolves the local schemes: pid and docker.
-type LocalResolver struct {
-	// Docker talks to the Docker Engine API.
-	Docker *DockerClient
-}
-
-var _ Resolver = (*LocalResolver)(nil)
-
-// NewLocalResolver returns a resolver using the environment's DOCKER_HOST.
-func NewLocalResolver() *LocalResolver {
-	return &LocalResolver{Docker: NewDockerClient(os.Getenv("DOCKER_HOST"))}
-}
-
-// Resolve implements Resolver.
-func (l *LocalResolver) Resolve(ctx context.Context, r Ref) (Process, error) {
-	switch r.Scheme {
-	case "pid":
-		if err := checkProcess(r.PID()); err != nil {
-			return Process{}, err
-		}
-		return Process{PID: r.PID(), Description: "process " + r.Name}, CheckAlive(r.PID())
-	case "docker":
-		pid, err := l.Docker.InitPID(ctx, r.Name)
-		if err != nil {
-			return Process{}, err
-		}
-		return Process{PID: pid, Description: "docker container " + r.Name}, CheckAlive(pid)
-	default:
-		return Process{}, fmt.Errorf("%w %q: the local engine does not handle %s targets", ErrInvalid, r.Raw, r.Scheme)
+// ResolvePID resolves "pid:N": the process itself, if it is a live
+// process (not a thread or a kernel thread).
+func ResolvePID(_ context.Context, r Ref) (Process, error) {
+	if err := checkProcess(r.PID()); err != nil {
+		return Process{}, err
 	}
+	return Process{PID: r.PID(), Description: "process " + r.Name}, CheckAlive(r.PID())
+}
+
+// ResolveDocker resolves "docker://NAME|ID" through the Docker Engine API
+// at $DOCKER_HOST: the container's init process.
+func ResolveDocker(ctx context.Context, r Ref) (Process, error) {
+	pid, err := NewDockerClient(os.Getenv("DOCKER_HOST")).InitPID(ctx, r.Name)
+	if err != nil {
+		return Process{}, err
+	}
+	return Process{PID: pid, Description: "docker container " + r.Name}, CheckAlive(pid)
 }
 
 // pfKthread is the kernel's PF_KTHREAD flag in /proc/PID/stat.

@@ -23,7 +23,7 @@ import (
 // attach connects the user's streams to the running container name, over
 // WebSocket with a fallback to SPDY, as kubectl attach does. It reports
 // whether the user detached.
-func (b *Backend) attach(ctx context.Context, p *corev1.Pod, name string, tty bool, streams session.Streams) (bool, error) {
+func (b *call) attach(ctx context.Context, p *corev1.Pod, name string, tty bool, streams session.Streams) (bool, error) {
 	u := b.client.AttachURL(p.Namespace, p.Name, &corev1.PodAttachOptions{
 		Container: name, Stdin: true, Stdout: true, Stderr: !tty, TTY: tty,
 	})
@@ -73,7 +73,7 @@ func (b *Backend) attach(ctx context.Context, p *corev1.Pod, name string, tty bo
 }
 
 // executor returns a WebSocket executor falling back to SPDY.
-func (b *Backend) executor(u *url.URL) (remotecommand.Executor, error) {
+func (b *call) executor(u *url.URL) (remotecommand.Executor, error) {
 	ws, err := remotecommand.NewWebSocketExecutor(b.config, "GET", u.String())
 	if err != nil {
 		return nil, fmt.Errorf("%w: creating the WebSocket executor: %w", runtime.ErrOS, err)
@@ -88,7 +88,7 @@ func (b *Backend) executor(u *url.URL) (remotecommand.Executor, error) {
 }
 
 // logs copies the container's output to w, following it while it runs.
-func (b *Backend) logs(ctx context.Context, p *corev1.Pod, name string, w io.Writer, follow bool) error {
+func (b *call) logs(ctx context.Context, p *corev1.Pod, name string, w io.Writer, follow bool) error {
 	rc, err := b.client.PodLogs(ctx, p.Namespace, p.Name, &corev1.PodLogOptions{Container: name, Follow: follow})
 	if err != nil {
 		return apiFailure(err, "reading the output of %s in pod %s", name, p.Name)

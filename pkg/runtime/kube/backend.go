@@ -2,7 +2,6 @@ package kube
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"time"
@@ -18,7 +17,7 @@ import (
 // Sentinel errors of this backend; the CLI maps them to exit codes.
 var (
 	// ErrConfig marks a missing or broken kubeconfig.
-	ErrConfig = errors.New("kubeconfig")
+	ErrConfig = runtime.NewKind(runtime.ErrConfig, "kubeconfig")
 	// ErrDisabled marks a cluster without ephemeral containers.
 	ErrDisabled = fmt.Errorf("%w: ephemeral containers are disabled on this cluster", runtime.ErrUnsupported)
 )
@@ -50,17 +49,49 @@ type Options struct {
 	RemoveNodePod bool
 }
 
-// Backend is the Kubernetes backend.
+// Backend is the Kubernetes backend. It is safe for concurrent use: it is
+// never changed after New, and each operation keeps its own state in a
+// call.
 type Backend struct {
 	opts      Options
 	client    Client
 	config    *rest.Config
+	namespace string // the default: -n's, else the kubeconfig context's
+	explicit  bool   // the namespace came from -n, not the kubeconfig
+}
+
+// call is one operation's state: the namespace it works in, its log and
+// its timer.
+type call struct {
+	*Backend
+	opts      Options // the backend's, with this call's Log
 	namespace string
-	explicit  bool // the namespace came from -n, not the kubeconfig
 	timer     *runtime.Timer
 }
 
-var _ runtime.Interface = (*Backend)(nil)
+var (
+	_ runtime.Debugger = (*Backend)(nil)
+	_ runtime.Lister   = (*Backend)(nil)
+	_ runtime.Attacher = (*Backend)(nil)
+)
+
+// newCall returns a call in the backend's namespace.
+func (b *Backend) newCall() *call {
+	return &call{Backend: b, opts: b.opts, namespace: b.namespace}
+}
+
+// callFor returns a call in the namespace ref names, if it names one that
+// does not contradict -n.
+func (b *Backend) callFor(ref target.Ref) (*call, error) {
+	c := b.newCall()
+	if ref.Namespace != "" {
+		if b.explicit && ref.Namespace != b.namespace {
+			return nil, fmt.Errorf("%w: %s names namespace %q but -n says %q", runtime.ErrInvalidSpec, ref, ref.Namespace, b.namespace)
+		}
+		c.namespace = ref.Namespace
+	}
+	return c, nil
+}
 
 // New builds the backend's clients from kubectl's flags (no request is
 // made yet).
@@ -98,16 +129,18 @@ func NewForClient(o Options, client Client, config *rest.Config, namespace strin
 	return &Backend{opts: o, client: client, config: config, namespace: namespace}
 }
 
-// Debug implements runtime.Interface.
+// Debug implements runtime.Debugger.
 func (b *Backend) Debug(ctx context.Context, ref target.Ref, c spec.Container, streams session.Streams) error {
-	if ref.Namespace != "" {
-		if b.explicit && ref.Namespace != b.namespace {
-			return fmt.Errorf("%w: %s names namespace %q but -n says %q", runtime.ErrInvalidSpec, ref, ref.Namespace, b.namespace)
-		}
-		b.namespace = ref.Namespace
+	k, err := b.callFor(ref)
+	if err != nil {
+		return err
 	}
+	return k.debug(ctx, ref, c, streams)
+}
+
+func (b *call) debug(ctx context.Context, ref target.Ref, c spec.Container, streams session.Streams) error {
 	switch {
-	case ref.Scheme == "node":
+	case ref.Scheme == target.SchemeNode:
 		return b.debugNode(ctx, ref.Name, c, streams)
 	case b.opts.Copy != nil:
 		pod, err := b.onePod(ctx, ref)

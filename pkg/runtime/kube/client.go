@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/url"
 
+	"github.com/ephem-dev/ephem/pkg/target"
 	appsv1 "k8s.io/api/apps/v1"
 	authv1 "k8s.io/api/authorization/v1"
 	batchv1 "k8s.io/api/batch/v1"
@@ -159,19 +160,19 @@ func (c *restClient) WorkloadSelector(ctx context.Context, kind, ns, name string
 	var sel func() *metav1.LabelSelector
 	rc, resource := c.apps, kind+"s"
 	switch kind {
-	case "deployment":
+	case target.SchemeDeployment:
 		o := &appsv1.Deployment{}
 		obj, sel = o, func() *metav1.LabelSelector { return o.Spec.Selector }
-	case "statefulset":
+	case target.SchemeStatefulSet:
 		o := &appsv1.StatefulSet{}
 		obj, sel = o, func() *metav1.LabelSelector { return o.Spec.Selector }
-	case "daemonset":
+	case target.SchemeDaemonSet:
 		o := &appsv1.DaemonSet{}
 		obj, sel = o, func() *metav1.LabelSelector { return o.Spec.Selector }
-	case "replicaset":
+	case target.SchemeReplicaSet:
 		o := &appsv1.ReplicaSet{}
 		obj, sel = o, func() *metav1.LabelSelector { return o.Spec.Selector }
-	case "job":
+	case target.SchemeJob:
 		o := &batchv1.Job{}
 		obj, sel, rc = o, func() *metav1.LabelSelector { return o.Spec.Selector }, c.batch
 	default:

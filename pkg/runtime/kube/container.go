@@ -60,7 +60,7 @@ func uniqueName(p *corev1.Pod) string {
 
 // ephemeralContainer translates the backend-neutral spec into the
 // container added to p, sharing targetName's namespaces.
-func (b *Backend) ephemeralContainer(p *corev1.Pod, c spec.Container, targetName string) (*corev1.EphemeralContainer, error) {
+func (b *call) ephemeralContainer(p *corev1.Pod, c spec.Container, targetName string) (*corev1.EphemeralContainer, error) {
 	name := c.Name
 	if name == "" {
 		name = uniqueName(p)

@@ -34,7 +34,7 @@ type CopyOptions struct {
 // creates the copy with the debug container added (or, with --set-image
 // and no --image, the target container as the one to follow), deletes the
 // original with --replace, runs the session and leaves the copy running.
-func (b *Backend) debugCopy(ctx context.Context, p *corev1.Pod, containerName string, c spec.Container, streams session.Streams) error {
+func (b *call) debugCopy(ctx context.Context, p *corev1.Pod, containerName string, c spec.Container, streams session.Streams) error {
 	b.timer = runtime.NewTimer(b.opts.Log)
 	defer b.timer.Report()
 	tname, err := targetContainer(p, firstNonEmpty(containerName, c.TargetContainer))
@@ -64,7 +64,7 @@ func (b *Backend) debugCopy(ctx context.Context, p *corev1.Pod, containerName st
 // podCopy returns the copy of p kubectl's generatePodCopyWithDebugContainer
 // and its profiles make for --copy-to, and the name of the container to
 // follow in it.
-func (b *Backend) podCopy(p *corev1.Pod, tname string, c spec.Container) (*corev1.Pod, string, error) {
+func (b *call) podCopy(p *corev1.Pod, tname string, c spec.Container) (*corev1.Pod, string, error) {
 	o := b.opts.Copy
 	cp := &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: o.Name, Namespace: p.Namespace,
@@ -142,7 +142,7 @@ func (b *Backend) podCopy(p *corev1.Pod, tname string, c spec.Container) (*corev
 // container, as kubectl does when -c names one: the command, environment,
 // image and pull policy only when given; stdin and tty always; the
 // profile's security settings added to the container's own.
-func (b *Backend) modifyContainer(cp *corev1.Pod, dc *corev1.Container, c spec.Container, tname string) error {
+func (b *call) modifyContainer(cp *corev1.Pod, dc *corev1.Container, c spec.Container, tname string) error {
 	switch {
 	case len(c.Command) > 0:
 		dc.Command, dc.Args = c.Command, c.Args
@@ -221,7 +221,7 @@ func appendNew(have []corev1.Capability, add ...corev1.Capability) []corev1.Capa
 // podContainer translates c into a regular container of p, with
 // targetName's user for non-root profiles; mutate runs before --custom is
 // applied, as kubectl applies the custom profile last.
-func (b *Backend) podContainer(p *corev1.Pod, c spec.Container, targetName string, mutate func(*corev1.Container)) (corev1.Container, error) {
+func (b *call) podContainer(p *corev1.Pod, c spec.Container, targetName string, mutate func(*corev1.Container)) (corev1.Container, error) {
 	plain := *b
 	plain.opts.Custom = nil
 	ec, err := plain.ephemeralContainer(p, c, targetName)
@@ -236,7 +236,7 @@ func (b *Backend) podContainer(p *corev1.Pod, c spec.Container, targetName strin
 }
 
 // customize applies --custom to a regular container.
-func (b *Backend) customize(ctr *corev1.Container) error {
+func (b *call) customize(ctr *corev1.Container) error {
 	if len(b.opts.Custom) == 0 {
 		return nil
 	}

@@ -61,7 +61,7 @@ func TestPodCopy(t *testing.T) {
 	t.Run("defaults drop labels, annotations, probes, init containers and the node", func(t *testing.T) {
 		orig := richPod()
 		b := NewForClient(Options{Copy: &CopyOptions{Name: "web-copy", ShareProcesses: true}}, clientset{fake.NewClientset()}, nil, "shop")
-		cp, name, err := b.podCopy(orig, "app", general)
+		cp, name, err := b.newCall().podCopy(orig, "app", general)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -85,7 +85,7 @@ func TestPodCopy(t *testing.T) {
 		orig := richPod()
 		b := NewForClient(Options{Copy: &CopyOptions{Name: "web-copy", SameNode: true, KeepLabels: true, KeepAnnotations: true,
 			KeepLiveness: true, KeepReadiness: true, KeepStartup: true, KeepInitContainers: true}}, clientset{fake.NewClientset()}, nil, "shop")
-		cp, _, err := b.podCopy(orig, "app", general)
+		cp, _, err := b.newCall().podCopy(orig, "app", general)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -104,7 +104,7 @@ func TestPodCopy(t *testing.T) {
 	t.Run("--set-image, named and *", func(t *testing.T) {
 		b := NewForClient(Options{Copy: &CopyOptions{Name: "web-copy", SetImages: map[string]string{"*": "all:2", "sidecar": "proxy:2"}}},
 			clientset{fake.NewClientset()}, nil, "shop")
-		cp, name, err := b.podCopy(testPod("web"), "app", general)
+		cp, name, err := b.newCall().podCopy(testPod("web"), "app", general)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -122,7 +122,7 @@ func TestPodCopy(t *testing.T) {
 			clientset{fake.NewClientset()}, nil, "shop")
 		c := general
 		c.Image, c.Command = "", nil
-		cp, name, err := b.podCopy(testPod("web"), "app", c)
+		cp, name, err := b.newCall().podCopy(testPod("web"), "app", c)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -131,7 +131,7 @@ func TestPodCopy(t *testing.T) {
 			t.Errorf("containers (-want +got):\n%s; debug container %q, want app", diff, name)
 		}
 		b.opts.Copy.SetImages = nil
-		if _, _, err := b.podCopy(testPod("web"), "app", c); !errors.Is(err, runtime.ErrInvalidSpec) {
+		if _, _, err := b.newCall().podCopy(testPod("web"), "app", c); !errors.Is(err, runtime.ErrInvalidSpec) {
 			t.Errorf("no --image, no --set-image: %v, want ErrInvalidSpec", err)
 		}
 	})
@@ -143,7 +143,7 @@ func TestPodCopy(t *testing.T) {
 			p.Spec.Containers[1].SecurityContext = &corev1.SecurityContext{RunAsUser: ptr(int64(7)), Capabilities: &corev1.Capabilities{Add: []corev1.Capability{"NET_ADMIN"}}}
 		})
 		c := appliedAs(t, "general", profile.PodCopy, spec.Container{Name: "sidecar", Image: "busybox", Command: []string{"sh"}})
-		cp, name, err := b.podCopy(orig, "app", c)
+		cp, name, err := b.newCall().podCopy(orig, "app", c)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -214,7 +214,7 @@ var (
 
 func TestDebugCopy(t *testing.T) {
 	nameSuffix = func() string { return "abcde" }
-	ref := target.Ref{Scheme: "pod", Kind: target.Kubernetes, Name: "web"}
+	ref := target.Ref{Scheme: "pod", Name: "web"}
 	c := appliedAs(t, "general", profile.PodCopy, spec.Container{Image: "busybox", Command: []string{"sh", "-c", "exit 3"}})
 	for _, replace := range []bool{false, true} {
 		cs := fakeCluster([]kruntime.Object{richPod()}, statusOf("debugger-abcde", runningState), statusOf("debugger-abcde", exited3))
@@ -251,7 +251,7 @@ func TestDebugCopyNameTaken(t *testing.T) {
 	taken := testPod("web-copy")
 	cs := fakeCluster([]kruntime.Object{testPod("web"), taken})
 	b := NewForClient(Options{Copy: &CopyOptions{Name: "web-copy", Replace: true}}, clientset{cs}, nil, "shop")
-	err := b.Debug(context.Background(), target.Ref{Scheme: "pod", Kind: target.Kubernetes, Name: "web"}, spec.Container{Image: "busybox"}, testStreams())
+	err := b.Debug(context.Background(), target.Ref{Scheme: "pod", Name: "web"}, spec.Container{Image: "busybox"}, testStreams())
 	if !errors.Is(err, runtime.ErrInvalidSpec) || !strings.Contains(err.Error(), "already exists") || !strings.Contains(err.Error(), "kubectl delete pod web-copy") {
 		t.Fatalf("error %v, want ErrInvalidSpec saying the name is taken and how to free it", err)
 	}
@@ -264,7 +264,7 @@ func TestDebugCopyDryRun(t *testing.T) {
 	cs := fakeCluster([]kruntime.Object{testPod("web")})
 	b := NewForClient(Options{DryRun: true, Copy: &CopyOptions{Name: "web-copy", Replace: true}}, clientset{cs}, nil, "shop")
 	streams := testStreams()
-	if err := b.Debug(context.Background(), target.Ref{Scheme: "pod", Kind: target.Kubernetes, Name: "web"}, spec.Container{Image: "busybox"}, streams); err != nil {
+	if err := b.Debug(context.Background(), target.Ref{Scheme: "pod", Name: "web"}, spec.Container{Image: "busybox"}, streams); err != nil {
 		t.Fatal(err)
 	}
 	if out := streams.Out.(*bytes.Buffer).String(); !strings.Contains(out, "name: web-copy") || !strings.Contains(out, "image: busybox") {
@@ -295,7 +295,7 @@ func TestAsEphemeral(t *testing.T) {
 	p.Status = corev1.PodStatus{Phase: corev1.PodFailed, Reason: "OutOfcpu", Message: "Node didn't have enough resource"}
 	b := NewForClient(Options{Timeout: time.Second}, clientset{fake.NewClientset()}, nil, "shop")
 	b.client = statusView{b.client}
-	if _, err := b.waitFor(context.Background(), asEphemeral(p), "app", "running", running); !errors.Is(err, ErrCreate) || !strings.Contains(err.Error(), "OutOfcpu") {
+	if _, err := b.newCall().waitFor(context.Background(), asEphemeral(p), "app", "running", running); !errors.Is(err, ErrCreate) || !strings.Contains(err.Error(), "OutOfcpu") {
 		t.Errorf("a pod the kubelet rejected: %v, want ErrCreate naming the reason", err)
 	}
 }
@@ -308,7 +308,7 @@ func TestDebugCopyRestartedContainer(t *testing.T) {
 		RestartCount: 1, State: runningState, LastTerminationState: exited3}}}
 	cs := fakeCluster([]kruntime.Object{testPod("web")}, restarted)
 	b := NewForClient(Options{Timeout: 5 * time.Second, Copy: &CopyOptions{Name: "web-copy"}}, clientset{cs}, nil, "shop")
-	err := b.Debug(context.Background(), target.Ref{Scheme: "pod", Kind: target.Kubernetes, Name: "web"},
+	err := b.Debug(context.Background(), target.Ref{Scheme: "pod", Name: "web"},
 		spec.Container{Image: "busybox", Command: []string{"sh", "-c", "exit 3"}}, testStreams())
 	var exit *runtime.ExitError
 	if !errors.As(err, &exit) || exit.Code != 3 {
@@ -330,7 +330,7 @@ func TestDebugCopyRestartedContainer(t *testing.T) {
 func TestCopyOfFailedPod(t *testing.T) {
 	failed := testPod("job-x", func(p *corev1.Pod) { p.Status.Phase = corev1.PodFailed })
 	cs := fakeCluster([]kruntime.Object{failed})
-	ref := target.Ref{Scheme: "pod", Kind: target.Kubernetes, Name: "job-x"}
+	ref := target.Ref{Scheme: "pod", Name: "job-x"}
 	b := NewForClient(Options{DryRun: true, Copy: &CopyOptions{Name: "job-x-debug"}}, clientset{cs}, nil, "shop")
 	streams := testStreams()
 	if err := b.Debug(context.Background(), ref, spec.Container{Image: "busybox"}, streams); err != nil {

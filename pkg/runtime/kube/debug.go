@@ -13,7 +13,7 @@ import (
 )
 
 // debugPod adds the debug container to p and runs its session.
-func (b *Backend) debugPod(ctx context.Context, p *corev1.Pod, containerName string, c spec.Container, streams session.Streams) error {
+func (b *call) debugPod(ctx context.Context, p *corev1.Pod, containerName string, c spec.Container, streams session.Streams) error {
 	b.timer = runtime.NewTimer(b.opts.Log)
 	defer b.timer.Report()
 	if err := checkRunning(p); err != nil {
@@ -56,7 +56,7 @@ func (b *Backend) debugPod(ctx context.Context, p *corev1.Pod, containerName str
 
 // session waits for the container, attaches to it or streams its output,
 // and returns its exit code.
-func (b *Backend) session(ctx context.Context, p *corev1.Pod, name string, c spec.Container, streams session.Streams) error {
+func (b *call) session(ctx context.Context, p *corev1.Pod, name string, c spec.Container, streams session.Streams) error {
 	p, err := b.waitFor(ctx, p, name, "running", running)
 	if err != nil {
 		return err
@@ -92,7 +92,7 @@ func (b *Backend) session(ctx context.Context, p *corev1.Pod, name string, c spe
 }
 
 // exitCode waits for the container to end and returns its code.
-func (b *Backend) exitCode(ctx context.Context, p *corev1.Pod, name string) error {
+func (b *call) exitCode(ctx context.Context, p *corev1.Pod, name string) error {
 	p, err := b.waitFor(ctx, p, name, "terminated", terminated)
 	if err != nil {
 		return err

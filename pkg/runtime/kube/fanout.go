@@ -15,9 +15,10 @@ import (
 )
 
 // fanOut runs a non-interactive command in every pod concurrently, each
-// line of output prefixed with its pod's name. The combined exit code is
-// the first non-zero one in pod order; every pod's failure is reported.
-func (b *Backend) fanOut(ctx context.Context, pods []*corev1.Pod, containerName string, c spec.Container, streams session.Streams) error {
+// line of output prefixed with its pod's name. It returns errors.Join of
+// the pods' errors in pod order, each naming its pod; the CLI reports each
+// and exits with the first one's code.
+func (b *call) fanOut(ctx context.Context, pods []*corev1.Pod, containerName string, c spec.Container, streams session.Streams) error {
 	if c.Stdin || c.TTY {
 		return fmt.Errorf("%w: -i and -t need one pod; %d match: name one, or drop -i/-t to run in all", runtime.ErrInvalidSpec, len(pods))
 	}
@@ -30,47 +31,40 @@ func (b *Backend) fanOut(ctx context.Context, pods []*corev1.Pod, containerName 
 			defer wg.Done()
 			out := &prefixWriter{w: streams.Out, mu: &mu, prefix: "[" + p.Name + "] "}
 			errOut := &prefixWriter{w: streams.Err, mu: &mu, prefix: "[" + p.Name + "] "}
-			sub := *b
+			sub := &call{Backend: b.Backend, opts: b.opts, namespace: b.namespace}
 			sub.opts.Log = errOut
-			errs[i] = sub.debugPod(ctx, p, containerName, c, session.Streams{In: streams.In, Out: out, Err: errOut})
+			if err := sub.debugPod(ctx, p, containerName, c, session.Streams{In: streams.In, Out: out, Err: errOut}); err != nil {
+				errs[i] = &PodError{Pod: p.Name, Err: err}
+			}
 			out.flush()
 			errOut.flush()
 		}()
 	}
 	wg.Wait()
-	var first error
 	failed := 0
-	for i, err := range errs {
-		if err == nil {
-			continue
-		}
-		failed++
-		var exit *runtime.ExitError
-		if !errors.As(err, &exit) || exit.Err != nil {
-			fmt.Fprintf(streams.Err, "[%s] ephem: %v\n", pods[i].Name, err)
-		}
-		if first == nil {
-			first = err
+	for _, err := range errs {
+		if err != nil {
+			failed++
 		}
 	}
 	if failed > 0 {
 		fmt.Fprintf(b.opts.Log, "%d of %d pods failed\n", failed, len(pods))
 	}
-	var exit *runtime.ExitError
-	if errors.As(first, &exit) {
-		return &runtime.ExitError{Code: exit.Code}
-	}
-	if first != nil {
-		return &runtime.ExitError{Code: exitCodeOf(first)}
-	}
-	return nil
+	return errors.Join(errs...)
 }
 
-// ExitCodeFunc maps an error to ephem's exit code; the CLI sets it, so a
-// fan-out's combined code matches what one pod's failure would give.
-var ExitCodeFunc = func(error) int { return 1 }
+// PodError is one pod's failure in a fan-out.
+type PodError struct {
+	// Pod is the pod's name.
+	Pod string
+	// Err is what failed; an *runtime.ExitError for the command's own code.
+	Err error
+}
 
-func exitCodeOf(err error) int { return ExitCodeFunc(err) }
+func (e *PodError) Error() string { return "pod " + e.Pod + ": " + e.Err.Error() }
+
+// Unwrap returns the pod's error.
+func (e *PodError) Unwrap() error { return e.Err }
 
 // prefixWriter prefixes every line with the pod's name, writing whole lines
 // only so concurrent pods do not interleave within a line.

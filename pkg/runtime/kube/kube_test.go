@@ -102,7 +102,7 @@ func TestEphemeralContainer(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ec, err := b.ephemeralContainer(tt.pod, tt.c, "app")
+			ec, err := b.newCall().ephemeralContainer(tt.pod, tt.c, "app")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -118,7 +118,7 @@ func TestEphemeralContainer(t *testing.T) {
 			}
 		})
 	}
-	if _, err := b.ephemeralContainer(testPod("web"), spec.Container{User: "nobody"}, "app"); !errors.Is(err, runtime.ErrInvalidSpec) {
+	if _, err := b.newCall().ephemeralContainer(testPod("web"), spec.Container{User: "nobody"}, "app"); !errors.Is(err, runtime.ErrInvalidSpec) {
 		t.Errorf("--user nobody: %v, want ErrInvalidSpec", err)
 	}
 }
@@ -153,7 +153,7 @@ func TestTargetContainer(t *testing.T) {
 
 func TestCustom(t *testing.T) {
 	b := NewForClient(Options{Custom: []byte("env:\n- name: X\n  value: \"y\"\nresources:\n  limits:\n    cpu: 100m\nsecurityContext:\n  runAsUser: 7\n")}, clientset{fake.NewClientset()}, nil, "shop")
-	ec, err := b.ephemeralContainer(testPod("web"), applied(t, "netadmin", spec.Container{Image: "busybox"}), "app")
+	ec, err := b.newCall().ephemeralContainer(testPod("web"), applied(t, "netadmin", spec.Container{Image: "busybox"}), "app")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +165,7 @@ func TestCustom(t *testing.T) {
 	}
 	for _, bad := range []string{`{"image":"x"}`, `{"name":"x"}`, `{"command":["sh"]}`, `{"lifecycle":{}}`, `{"volumeDevices":[]}`, `{"bogus":1}`, `[1,2]`, "a: [b"} {
 		b.opts.Custom = []byte(bad)
-		if _, err := b.ephemeralContainer(testPod("web"), spec.Container{Image: "busybox"}, "app"); !errors.Is(err, runtime.ErrInvalidSpec) {
+		if _, err := b.newCall().ephemeralContainer(testPod("web"), spec.Container{Image: "busybox"}, "app"); !errors.Is(err, runtime.ErrInvalidSpec) {
 			t.Errorf("custom %s: %v, want ErrInvalidSpec", bad, err)
 		}
 	}
@@ -234,7 +234,7 @@ func TestPreflightErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			cs, calls := fakeWithPatch(tt.err, testPod("web"))
 			b := NewForClient(Options{}, clientset{cs}, nil, "shop")
-			err := b.Debug(context.Background(), target.Ref{Scheme: "pod", Kind: target.Kubernetes, Name: "web"},
+			err := b.Debug(context.Background(), target.Ref{Scheme: "pod", Name: "web"},
 				spec.Container{Image: "busybox", SharePID: true}, testStreams())
 			if !errors.Is(err, tt.is) || !strings.Contains(err.Error(), tt.saying) {
 				t.Fatalf("error %v, want %v saying %q", err, tt.is, tt.saying)
@@ -254,7 +254,7 @@ func TestRBACAttachRefusedBeforeAnyChange(t *testing.T) {
 		return true, r, nil
 	})
 	b := NewForClient(Options{}, clientset{cs}, nil, "shop")
-	err := b.Debug(context.Background(), target.Ref{Scheme: "pod", Kind: target.Kubernetes, Name: "web"},
+	err := b.Debug(context.Background(), target.Ref{Scheme: "pod", Name: "web"},
 		spec.Container{Image: "busybox", Stdin: true}, testStreams())
 	if !errors.Is(err, runtime.ErrPermission) || !strings.Contains(err.Error(), "pods/attach") {
 		t.Fatalf("error %v, want ErrPermission naming pods/attach", err)
@@ -274,24 +274,24 @@ func TestResolveWorkloads(t *testing.T) {
 	cs := fake.NewClientset(older, newer, pending, other, dep)
 	b := NewForClient(Options{}, clientset{cs}, nil, "shop")
 	ctx := context.Background()
-	pods, err := b.resolvePods(ctx, target.Ref{Scheme: "deployment", Name: "web"})
+	pods, err := b.newCall().resolvePods(ctx, target.Ref{Scheme: "deployment", Name: "web"})
 	if err != nil || len(pods) != 1 || pods[0].Name != "web-new" {
 		t.Fatalf("deploy/web = %v, %v; want the newest running pod", names(pods), err)
 	}
 	b.opts.AllPods = true
-	pods, _ = b.resolvePods(ctx, target.Ref{Scheme: "deployment", Name: "web"})
+	pods, _ = b.newCall().resolvePods(ctx, target.Ref{Scheme: "deployment", Name: "web"})
 	if diff := cmp.Diff([]string{"web-new", "web-old"}, names(pods)); diff != "" {
 		t.Errorf("--all-pods (-want +got):\n%s", diff)
 	}
 	b.opts.AllPods, b.opts.Selector = false, "app=db"
-	pods, _ = b.resolvePods(ctx, target.Ref{Scheme: "pod"})
+	pods, _ = b.newCall().resolvePods(ctx, target.Ref{Scheme: "pod"})
 	if diff := cmp.Diff([]string{"db"}, names(pods)); diff != "" {
 		t.Errorf("-l app=db (-want +got):\n%s", diff)
 	}
-	if _, err := b.resolvePods(ctx, target.Ref{Scheme: "statefulset", Name: "nope"}); !errors.Is(err, target.ErrNotFound) {
+	if _, err := b.newCall().resolvePods(ctx, target.Ref{Scheme: "statefulset", Name: "nope"}); !errors.Is(err, target.ErrNotFound) {
 		t.Errorf("missing sts: %v", err)
 	}
-	if _, err := b.resolvePods(ctx, target.Ref{Scheme: "pod", Name: "web-pending"}); !errors.Is(err, target.ErrNotFound) || !strings.Contains(err.Error(), "Pending") {
+	if _, err := b.newCall().resolvePods(ctx, target.Ref{Scheme: "pod", Name: "web-pending"}); !errors.Is(err, target.ErrNotFound) || !strings.Contains(err.Error(), "Pending") {
 		t.Errorf("pending pod: %v", err)
 	}
 }

@@ -33,7 +33,7 @@ var deleteTimeout = 30 * time.Second
 // node in the host's PID, network and IPC namespaces with the host's root
 // filesystem at /host. With --rm (RemoveNodePod) the pod is deleted at the
 // end, whatever the outcome.
-func (b *Backend) debugNode(ctx context.Context, node string, c spec.Container, streams session.Streams) error {
+func (b *call) debugNode(ctx context.Context, node string, c spec.Container, streams session.Streams) error {
 	b.timer = runtime.NewTimer(b.opts.Log)
 	defer b.timer.Report()
 	if _, err := b.client.GetNode(ctx, node); err != nil {
@@ -65,7 +65,7 @@ func (b *Backend) debugNode(ctx context.Context, node string, c spec.Container, 
 // createPod creates p, a debugging pod, once the user is found allowed to
 // create it (and, with stdin, to attach to it). With --dry-run it prints p
 // to out instead and returns a nil pod.
-func (b *Backend) createPod(ctx context.Context, p *corev1.Pod, stdin bool, out io.Writer) (*corev1.Pod, error) {
+func (b *call) createPod(ctx context.Context, p *corev1.Pod, stdin bool, out io.Writer) (*corev1.Pod, error) {
 	if b.opts.DryRun {
 		return nil, printObject(out, p)
 	}
@@ -82,7 +82,7 @@ func (b *Backend) createPod(ctx context.Context, p *corev1.Pod, stdin bool, out 
 
 // removePod deletes p with a fresh context, so that it goes also when ctx
 // was cancelled, and says how to delete it when that fails.
-func (b *Backend) removePod(ctx context.Context, p *corev1.Pod) {
+func (b *call) removePod(ctx context.Context, p *corev1.Pod) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deleteTimeout)
 	defer cancel()
 	if err := b.client.DeletePod(ctx, p.Namespace, p.Name); err != nil && !apierrors.IsNotFound(err) {
@@ -93,7 +93,7 @@ func (b *Backend) removePod(ctx context.Context, p *corev1.Pod) {
 // nodePod returns the pod kubectl's generateNodeDebugPod makes: named
 // node-debugger-NODE-xxxxx, on node, tolerating every taint, never
 // restarted, in the host's namespaces, with the host's root at /host.
-func (b *Backend) nodePod(node string, c spec.Container) (*corev1.Pod, error) {
+func (b *call) nodePod(node string, c spec.Container) (*corev1.Pod, error) {
 	if c.Name == "" {
 		c.Name = "debugger"
 	}
@@ -133,7 +133,7 @@ func (b *Backend) nodePod(node string, c spec.Container) (*corev1.Pod, error) {
 // podSession is session for a regular container of a pod ephem created:
 // it waits for the container to run, attaches to it or streams its
 // output, and returns its exit code. It reports whether the user detached.
-func (b *Backend) podSession(ctx context.Context, p *corev1.Pod, name string, c spec.Container, streams session.Streams) (bool, error) {
+func (b *call) podSession(ctx context.Context, p *corev1.Pod, name string, c spec.Container, streams session.Streams) (bool, error) {
 	v := *b
 	v.client = statusView{b.client}
 	p, err := v.waitFor(ctx, asEphemeral(p), name, "running", running)
@@ -190,7 +190,7 @@ func interrupted(ctx context.Context, p *corev1.Pod, name string) error {
 
 // podLogs copies the output of container name to w: that of its first
 // run when it has been restarted since.
-func (b *Backend) podLogs(ctx context.Context, p *corev1.Pod, name string, w io.Writer, follow bool) error {
+func (b *call) podLogs(ctx context.Context, p *corev1.Pod, name string, w io.Writer, follow bool) error {
 	s, _ := containerStatus(p, name)
 	previous := s.RestartCount > 0 && s.State.Terminated != nil
 	if !previous {
@@ -299,7 +299,7 @@ func asEphemeral(p *corev1.Pod) *corev1.Pod {
 }
 
 // createError explains why the API server refused to create p.
-func (b *Backend) createError(err error, p *corev1.Pod) error {
+func (b *call) createError(err error, p *corev1.Pod) error {
 	msg := apiMessage(err)
 	switch {
 	case apierrors.IsAlreadyExists(err):
@@ -322,7 +322,7 @@ func (b *Backend) createError(err error, p *corev1.Pod) error {
 }
 
 // nodeError turns an error reading node into ephem's sentinels.
-func (b *Backend) nodeError(err error, node string) error {
+func (b *call) nodeError(err error, node string) error {
 	switch {
 	case apierrors.IsNotFound(err):
 		return fmt.Errorf("%w: no node %q: list them with kubectl get nodes", target.ErrNotFound, node)

@@ -26,14 +26,14 @@ func testNode() *corev1.Node {
 	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-1"}}
 }
 
-var nodeRef = target.Ref{Scheme: "node", Kind: target.Kubernetes, Name: "node-1"}
+var nodeRef = target.Ref{Scheme: "node", Name: "node-1"}
 
 func TestNodePod(t *testing.T) {
 	nameSuffix = func() string { return "abcde" }
 	b := NewForClient(Options{}, clientset{fake.NewClientset()}, nil, "ops")
 	c := appliedAs(t, "general", profile.Node, spec.Container{Image: "busybox", Command: []string{"sh"}, Stdin: true, TTY: true,
 		Env: []spec.EnvVar{{Name: "A", Value: "b"}}})
-	p, err := b.nodePod("node-1", c)
+	p, err := b.newCall().nodePod("node-1", c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -52,7 +52,7 @@ func TestNodePod(t *testing.T) {
 		t.Errorf("general (-want +got):\n%s", diff)
 	}
 
-	p, err = b.nodePod("node-1", appliedAs(t, "sysadmin", profile.Node, spec.Container{Image: "busybox"}))
+	p, err = b.newCall().nodePod("node-1", appliedAs(t, "sysadmin", profile.Node, spec.Container{Image: "busybox"}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func TestNodePod(t *testing.T) {
 
 	// --custom comes last and merges with the /host mount.
 	b.opts.Custom = []byte(`{"volumeMounts":[{"name":"host-root","mountPath":"/host","readOnly":true}]}`)
-	p, err = b.nodePod("node-1", c)
+	p, err = b.newCall().nodePod("node-1", c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,7 +168,7 @@ func TestCreateError(t *testing.T) {
 		{apierrors.NewInvalid(schema.GroupKind{Kind: "Pod"}, "web", nil), runtime.ErrInvalidSpec, "rejected"},
 	}
 	for _, tt := range tests {
-		if err := b.createError(tt.err, p); !errors.Is(err, tt.is) || !strings.Contains(err.Error(), tt.saying) {
+		if err := b.newCall().createError(tt.err, p); !errors.Is(err, tt.is) || !strings.Contains(err.Error(), tt.saying) {
 			t.Errorf("createError(%v) = %v, want %v saying %q", tt.err, err, tt.is, tt.saying)
 		}
 	}
@@ -186,7 +186,7 @@ func TestNodePodPerProfile(t *testing.T) {
 		{"general", true, true}, {"sysadmin", true, true}, {"legacy", true, true},
 		{"netadmin", true, false}, {"baseline", false, false}, {"restricted", false, false},
 	} {
-		p, err := b.nodePod("node-1", appliedAs(t, tt.profile, profile.Node, spec.Container{Image: "busybox"}))
+		p, err := b.newCall().nodePod("node-1", appliedAs(t, tt.profile, profile.Node, spec.Container{Image: "busybox"}))
 		if err != nil {
 			t.Fatal(err)
 		}

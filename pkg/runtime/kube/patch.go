@@ -19,7 +19,7 @@ var ErrDenied = fmt.Errorf("%w: refused by admission", runtime.ErrPermission)
 
 // addContainer patches ec into p's ephemeral containers. With dryRun the
 // API server runs admission and authorization but changes nothing.
-func (b *Backend) addContainer(ctx context.Context, p *corev1.Pod, ec *corev1.EphemeralContainer, dryRun bool) (*corev1.Pod, error) {
+func (b *call) addContainer(ctx context.Context, p *corev1.Pod, ec *corev1.EphemeralContainer, dryRun bool) (*corev1.Pod, error) {
 	patch, err := ephemeralPatch(p, ec)
 	if err != nil {
 		return nil, err
@@ -54,7 +54,7 @@ var podSecurityLevel = regexp.MustCompile(`violates PodSecurity "([a-z]+)`)
 
 // patchError explains why the API server refused the ephemeral container,
 // with the fix.
-func (b *Backend) patchError(err error, p *corev1.Pod, ec *corev1.EphemeralContainer) error {
+func (b *call) patchError(err error, p *corev1.Pod, ec *corev1.EphemeralContainer) error {
 	msg := apiMessage(err)
 	switch {
 	case apierrors.IsNotFound(err) && strings.Contains(msg, "ephemeralcontainers"),
@@ -88,7 +88,7 @@ func (b *Backend) patchError(err error, p *corev1.Pod, ec *corev1.EphemeralConta
 
 // checkAccess asks the API server whether the user may do what the session
 // needs after the patch: attach for -i, read logs otherwise.
-func (b *Backend) checkAccess(ctx context.Context, ns string, interactive bool) error {
+func (b *call) checkAccess(ctx context.Context, ns string, interactive bool) error {
 	attr := &authv1.ResourceAttributes{Namespace: ns, Verb: "get", Resource: "pods", Subresource: "log"}
 	if interactive {
 		attr.Verb, attr.Subresource = "create", "attach"

@@ -19,8 +19,8 @@ import (
 // resolvePods returns the running pods ref names: the pod itself, one pod
 // of a workload (all of them with AllPods), or every pod the selector
 // matches.
-func (b *Backend) resolvePods(ctx context.Context, ref target.Ref) ([]*corev1.Pod, error) {
-	if ref.Scheme == "pod" && ref.Name != "" {
+func (b *call) resolvePods(ctx context.Context, ref target.Ref) ([]*corev1.Pod, error) {
+	if ref.Scheme == target.SchemePod && ref.Name != "" {
 		p, err := b.client.GetPod(ctx, b.namespace, ref.Name)
 		if err != nil {
 			return nil, b.getError(err, "pod", ref.Name)
@@ -66,7 +66,7 @@ func (b *Backend) resolvePods(ctx context.Context, ref target.Ref) ([]*corev1.Po
 }
 
 // onePod resolves ref to exactly one pod.
-func (b *Backend) onePod(ctx context.Context, ref target.Ref) (*corev1.Pod, error) {
+func (b *call) onePod(ctx context.Context, ref target.Ref) (*corev1.Pod, error) {
 	saved := b.opts.AllPods
 	b.opts.AllPods = false
 	defer func() { b.opts.AllPods = saved }()
@@ -78,7 +78,7 @@ func (b *Backend) onePod(ctx context.Context, ref target.Ref) (*corev1.Pod, erro
 }
 
 // selectorFor returns the label selector of a workload reference or -l.
-func (b *Backend) selectorFor(ctx context.Context, ref target.Ref) (string, string, error) {
+func (b *call) selectorFor(ctx context.Context, ref target.Ref) (string, string, error) {
 	if ref.Name == "" {
 		if b.opts.Selector == "" {
 			return "", "", fmt.Errorf("%w: name a pod or workload, or pass -l SELECTOR", target.ErrInvalid)
@@ -87,7 +87,7 @@ func (b *Backend) selectorFor(ctx context.Context, ref target.Ref) (string, stri
 	}
 	what := ref.Scheme + "/" + ref.Name
 	switch ref.Scheme {
-	case "deployment", "statefulset", "daemonset", "replicaset", "job":
+	case target.SchemeDeployment, target.SchemeStatefulSet, target.SchemeDaemonSet, target.SchemeReplicaSet, target.SchemeJob:
 	default:
 		return "", "", fmt.Errorf("%w: %s targets are not pods or workloads", target.ErrInvalid, ref.Scheme)
 	}
@@ -122,7 +122,7 @@ func apiFailure(err error, format string, args ...any) error {
 }
 
 // getError turns an API error on a named object into ephem's sentinels.
-func (b *Backend) getError(err error, kind, name string) error {
+func (b *call) getError(err error, kind, name string) error {
 	switch {
 	case apierrors.IsNotFound(err):
 		return fmt.Errorf("%w: no %s %q in namespace %s: check the name and -n", target.ErrNotFound, kind, name, b.namespace)

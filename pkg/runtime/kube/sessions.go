@@ -3,17 +3,14 @@ package kube
 import (
 	"context"
 	"fmt"
-	"io"
 	"reflect"
 	"sort"
-	"text/tabwriter"
-	"time"
 
+	"github.com/ephem-dev/ephem/pkg/runtime"
 	"github.com/ephem-dev/ephem/pkg/session"
 	"github.com/ephem-dev/ephem/pkg/spec"
 	"github.com/ephem-dev/ephem/pkg/target"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/util/duration"
 )
 
 // reusable returns a running debugger of p with the same image and
@@ -31,89 +28,81 @@ func reusable(p *corev1.Pod, ec *corev1.EphemeralContainer) (string, bool) {
 	return "", false
 }
 
-// Session is one ephemeral container, as ephem ls shows it.
-type Session struct {
-	Namespace, Pod, Name, Image, Target, State string
-	Started                                    time.Time
-	ExitCode                                   *int32
-}
-
-// List returns the ephemeral containers of the pods ref names (all pods of
-// the namespace when ref is empty, or those -l selects).
-func (b *Backend) List(ctx context.Context, ref *target.Ref) ([]Session, error) {
-	if ref != nil && ref.Namespace != "" {
-		b.namespace = ref.Namespace
+// List implements runtime.Lister: the ephemeral containers of the pods ref
+// names, or of every pod of the namespace (those -l selects) when ref names
+// none. A session's ID is pod/NAME/CONTAINER, as ephem attach takes it.
+func (b *Backend) List(ctx context.Context, ref target.Ref) ([]runtime.Session, error) {
+	if ref.Scheme == target.SchemeNode {
+		return nil, fmt.Errorf("%w: ls lists the debug containers of pods: name a pod or workload, not %s", runtime.ErrUsage, ref)
 	}
-	var pods []corev1.Pod
-	if ref != nil && ref.Name != "" {
-		ps, err := b.resolvePods(ctx, *ref)
-		if err != nil {
-			return nil, err
-		}
-		for _, p := range ps {
-			pods = append(pods, *p)
-		}
-	} else {
-		list, err := b.client.ListPods(ctx, b.namespace, b.opts.Selector)
-		if err != nil {
-			return nil, b.getError(err, "pods", b.opts.Selector)
-		}
-		pods = list.Items
+	k, err := b.callFor(ref)
+	if err != nil {
+		return nil, err
 	}
-	var out []Session
+	pods, err := k.podsToList(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	var out []runtime.Session
 	for _, p := range pods {
 		for _, e := range p.Spec.EphemeralContainers {
-			s := Session{Namespace: p.Namespace, Pod: p.Name, Name: e.Name, Image: e.Image, Target: e.TargetContainerName, State: "Waiting"}
-			if st, ok := containerStatus(&p, e.Name); ok {
-				switch {
-				case st.State.Running != nil:
-					s.State, s.Started = "Running", st.State.Running.StartedAt.Time
-				case st.State.Terminated != nil:
-					t := st.State.Terminated
-					s.State, s.Started, s.ExitCode = "Terminated", t.StartedAt.Time, &t.ExitCode
-				case st.State.Waiting != nil:
-					s.State = st.State.Waiting.Reason
-				}
-			}
-			out = append(out, s)
+			out = append(out, sessionOf(p, e))
 		}
 	}
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Pod != out[j].Pod {
-			return out[i].Pod < out[j].Pod
-		}
-		return out[i].Name < out[j].Name
-	})
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
 	return out, nil
 }
 
-// PrintSessions writes sessions as a table.
-func PrintSessions(w io.Writer, sessions []Session, now time.Time) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "POD\tCONTAINER\tIMAGE\tTARGET\tSTATE\tAGE\tEXIT")
-	for _, s := range sessions {
-		age, exit := "-", "-"
-		if !s.Started.IsZero() {
-			age = duration.HumanDuration(now.Sub(s.Started))
-		}
-		if s.ExitCode != nil {
-			exit = fmt.Sprint(*s.ExitCode)
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.Pod, s.Name, s.Image, s.Target, s.State, age, exit)
+func (b *call) podsToList(ctx context.Context, ref target.Ref) ([]*corev1.Pod, error) {
+	if ref.Name != "" {
+		return b.resolvePods(ctx, ref)
 	}
-	return tw.Flush()
+	list, err := b.client.ListPods(ctx, b.namespace, b.opts.Selector)
+	if err != nil {
+		return nil, b.getError(err, "pods", b.opts.Selector)
+	}
+	pods := make([]*corev1.Pod, len(list.Items))
+	for i := range list.Items {
+		pods[i] = &list.Items[i]
+	}
+	return pods, nil
 }
 
-// Attach reattaches to the debug container ref names (pod/NAME/CONTAINER);
-// one that has ended shows its output and exit code.
-func (b *Backend) Attach(ctx context.Context, ref target.Ref, tty bool, streams session.Streams) error {
-	if ref.Namespace != "" {
-		b.namespace = ref.Namespace
+// sessionOf describes the ephemeral container e of p.
+func sessionOf(p *corev1.Pod, e corev1.EphemeralContainer) runtime.Session {
+	s := runtime.Session{ID: "pod/" + p.Name + "/" + e.Name, Image: e.Image, Target: e.TargetContainerName,
+		Command: append(append([]string{}, e.Command...), e.Args...), State: "Waiting"}
+	if st, ok := containerStatus(p, e.Name); ok {
+		switch {
+		case st.State.Running != nil:
+			s.State, s.Started = "Running", st.State.Running.StartedAt.Time
+		case st.State.Terminated != nil:
+			t := st.State.Terminated
+			code := int(t.ExitCode)
+			s.State, s.Started, s.ExitCode = "Terminated", t.StartedAt.Time, &code
+		case st.State.Waiting != nil:
+			s.State = st.State.Waiting.Reason
+		}
 	}
-	if ref.Scheme != "pod" || ref.Container == "" {
+	return s
+}
+
+// Attach implements runtime.Attacher: it reattaches to the debug container
+// ref names (pod/NAME/CONTAINER); one that has ended shows its output and
+// exit code.
+func (b *Backend) Attach(ctx context.Context, ref target.Ref, tty bool, streams session.Streams) error {
+	if ref.Scheme != target.SchemePod || ref.Container == "" {
 		return fmt.Errorf("%w: attach takes pod/NAME/CONTAINER, as ephem ls lists them", target.ErrInvalid)
 	}
-	pods, err := b.resolvePods(ctx, target.Ref{Scheme: "pod", Kind: target.Kubernetes, Name: ref.Name})
+	k, err := b.callFor(ref)
+	if err != nil {
+		return err
+	}
+	return k.attachTo(ctx, ref, tty, streams)
+}
+
+func (b *call) attachTo(ctx context.Context, ref target.Ref, tty bool, streams session.Streams) error {
+	pods, err := b.resolvePods(ctx, target.Ref{Scheme: target.SchemePod, Name: ref.Name})
 	if err != nil {
 		return err
 	}

@@ -17,7 +17,7 @@ import (
 // PID 1 is the pause process, and the target's processes and /proc/1/root
 // are not there. It asks the debug container itself (cat /proc/1/cmdline);
 // an image without cat, or an exec that fails, leaves it unchecked.
-func (b *Backend) checkTarget(ctx context.Context, p *corev1.Pod, name, target string) {
+func (b *call) checkTarget(ctx context.Context, p *corev1.Pod, name, target string) {
 	// With shareProcessNamespace every container sees the sandbox's PID
 	// namespace, pause as PID 1 and the target's processes both.
 	if target == "" || (p.Spec.ShareProcessNamespace != nil && *p.Spec.ShareProcessNamespace) {

@@ -15,11 +15,11 @@ import (
 // Sentinels for a debug container that cannot start.
 var (
 	// ErrImagePull marks an image the kubelet could not pull.
-	ErrImagePull = errors.New("image pull failed")
+	ErrImagePull = runtime.ErrImagePull
 	// ErrCreate marks a container the runtime could not create.
-	ErrCreate = errors.New("container creation failed")
+	ErrCreate = runtime.ErrCreate
 	// ErrTimeout marks a container that did not start in time.
-	ErrTimeout = errors.New("timed out")
+	ErrTimeout = runtime.ErrTimeout
 )
 
 // failFast are the Waiting reasons that will not resolve by waiting.
@@ -46,7 +46,7 @@ func containerStatus(p *corev1.Pod, name string) (corev1.ContainerStatus, bool) 
 // waitFor watches pod until cond says done, starting from p. It reports
 // new Waiting reasons of container name on the log, fails fast on reasons
 // that will not resolve, and gives up after the backend's timeout.
-func (b *Backend) waitFor(ctx context.Context, p *corev1.Pod, name, what string, cond func(corev1.ContainerStatus) bool) (*corev1.Pod, error) {
+func (b *call) waitFor(ctx context.Context, p *corev1.Pod, name, what string, cond func(corev1.ContainerStatus) bool) (*corev1.Pod, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.opts.Timeout)
 	defer cancel()
 	lastReason := ""
@@ -101,7 +101,7 @@ func (b *Backend) waitFor(ctx context.Context, p *corev1.Pod, name, what string,
 var errRewatch = errors.New("watch closed")
 
 // drain reads watch events until cond holds, an error, or the watch ends.
-func (b *Backend) drain(ctx context.Context, w watch.Interface, last *corev1.Pod, check func(*corev1.Pod) (bool, error)) (*corev1.Pod, error) {
+func (b *call) drain(ctx context.Context, w watch.Interface, last *corev1.Pod, check func(*corev1.Pod) (bool, error)) (*corev1.Pod, error) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -138,7 +138,7 @@ func (b *Backend) drain(ctx context.Context, w watch.Interface, last *corev1.Pod
 	}
 }
 
-func (b *Backend) timeoutError(name, what, reason string) error {
+func (b *call) timeoutError(name, what, reason string) error {
 	if reason == "" {
 		reason = "no status yet"
 	}

@@ -49,7 +49,7 @@ func TestWaitReportsReasonsAndFailsFast(t *testing.T) {
 	)
 	var log bytes.Buffer
 	b := NewForClient(Options{Log: &log, Timeout: 5 * time.Second}, clientset{cs}, nil, "shop")
-	_, err := b.waitFor(context.Background(), p, "debugger-x", "running", running)
+	_, err := b.newCall().waitFor(context.Background(), p, "debugger-x", "running", running)
 	if !errors.Is(err, ErrImagePull) || !strings.Contains(err.Error(), "not found") {
 		t.Fatalf("error %v, want ErrImagePull with the kubelet's message", err)
 	}
@@ -62,13 +62,13 @@ func TestWaitRunningAndTimeout(t *testing.T) {
 	p := testPod("web")
 	cs := watchingClient(withStatus(p, corev1.ContainerState{Running: &corev1.ContainerStateRunning{}}))
 	b := NewForClient(Options{Timeout: 5 * time.Second}, clientset{cs}, nil, "shop")
-	if _, err := b.waitFor(context.Background(), p, "debugger-x", "running", running); err != nil {
+	if _, err := b.newCall().waitFor(context.Background(), p, "debugger-x", "running", running); err != nil {
 		t.Fatalf("running: %v", err)
 	}
 	cs = watchingClient(withStatus(p, corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ContainerCreating"}}))
 	b = NewForClient(Options{Timeout: 200 * time.Millisecond}, clientset{cs}, nil, "shop")
 	start := time.Now()
-	_, err := b.waitFor(context.Background(), p, "debugger-x", "running", running)
+	_, err := b.newCall().waitFor(context.Background(), p, "debugger-x", "running", running)
 	if !errors.Is(err, ErrTimeout) || !strings.Contains(err.Error(), "ContainerCreating") {
 		t.Fatalf("error %v, want ErrTimeout naming the last state", err)
 	}

@@ -21,12 +21,13 @@ import (
 
 // Options configure an Engine.
 type Options struct {
-	// Images is the image cache the debug container's root comes from.
+	// Images is the image cache the debug container's root comes from;
+	// nil: the cache in CacheDir, opened by Debug.
 	Images *image.Store
+	// CacheDir is the image cache's directory when Images is nil.
+	CacheDir string
 	// Pull says how images are fetched (policy from the spec wins).
 	Pull image.PullOptions
-	// Resolver turns references into processes.
-	Resolver target.Resolver
 	// DetachKeys end the attachment without ending a TTY session's
 	// command (default ctrl-p,ctrl-q).
 	DetachKeys []byte
@@ -42,13 +43,15 @@ type Engine struct {
 	opts Options
 }
 
-var _ runtime.Interface = (*Engine)(nil)
+var (
+	_ runtime.Debugger = (*Engine)(nil)
+	_ runtime.Lister   = (*Engine)(nil)
+	_ runtime.Attacher = (*Engine)(nil)
+	_ runtime.Cleaner  = (*Engine)(nil)
+)
 
 // New returns the local engine.
 func New(o Options) *Engine {
-	if o.Resolver == nil {
-		o.Resolver = target.NewLocalResolver()
-	}
 	if o.GracePeriod == 0 {
 		o.GracePeriod = 5 * time.Second
 	}
@@ -67,10 +70,17 @@ func CheckPrivileges() error {
 	return nil
 }
 
-// Debug implements runtime.Interface.
+// Debug implements runtime.Debugger.
 func (e *Engine) Debug(ctx context.Context, ref target.Ref, c spec.Container, streams session.Streams) error {
 	if err := CheckPrivileges(); err != nil {
 		return err
+	}
+	images := e.opts.Images
+	if images == nil {
+		var err error
+		if images, err = image.Open(e.opts.CacheDir); err != nil {
+			return fmt.Errorf("opening the image cache: %w", err)
+		}
 	}
 	tm := runtime.NewTimer(e.opts.Log)
 	defer tm.Report()
@@ -81,7 +91,7 @@ func (e *Engine) Debug(ctx context.Context, ref target.Ref, c spec.Container, st
 		_, _ = ListSessions() // prune records of sessions that ended detached
 	}
 	tm.Mark("preflight")
-	proc, err := e.opts.Resolver.Resolve(ctx, ref)
+	proc, err := target.Resolve(ctx, ref)
 	if err != nil {
 		return fmt.Errorf("resolving %s: %w", ref, err)
 	}
@@ -93,7 +103,7 @@ func (e *Engine) Debug(ctx context.Context, ref target.Ref, c spec.Container, st
 		return fmt.Errorf("%w: process 1 is the host's init: a debug container in its namespaces is one in the host's; pass --profile sysadmin to mean it", runtime.ErrInvalidSpec)
 	}
 	tm.Mark("resolve")
-	img, err := e.opts.Images.Ensure(ctx, c.Image, pull)
+	img, err := images.Ensure(ctx, c.Image, pull)
 	if err != nil {
 		return fmt.Errorf("getting image %s: %w", c.Image, err)
 	}
@@ -114,7 +124,7 @@ func (e *Engine) Debug(ctx context.Context, ref target.Ref, c spec.Container, st
 		}
 	}
 	tm.Mark("open")
-	s, err := e.start(ctx, t, img, cfg, c, streams)
+	s, err := e.start(ctx, t, images, img, cfg, c, streams)
 	if err != nil {
 		return err
 	}
@@ -176,7 +186,7 @@ func containerConfig(c spec.Container, img *image.Image) (*initConfig, error) {
 }
 
 // start re-executes ephem as the container's init and sends it the config.
-func (e *Engine) start(_ context.Context, t *openTarget, img *image.Image, cfg *initConfig, c spec.Container, streams session.Streams) (*sess, error) {
+func (e *Engine) start(_ context.Context, t *openTarget, images *image.Store, img *image.Image, cfg *initConfig, c spec.Container, streams session.Streams) (*sess, error) {
 	for _, l := range img.Layers {
 		if strings.ContainsAny(l, ":,") {
 			return nil, fmt.Errorf("%w: layer path %q has ':' or ',': move --cache-dir to a plain path", runtime.ErrInvalidSpec, l)
@@ -197,7 +207,7 @@ func (e *Engine) start(_ context.Context, t *openTarget, img *image.Image, cfg *
 	cmd.Env = []string{
 		nsenter.EnvJoin + "=" + t.joinSpec(4),
 		nsenter.EnvCtl + "=3",
-		nsenter.EnvRootfs + "=" + e.opts.Images.RunDir(),
+		nsenter.EnvRootfs + "=" + images.RunDir(),
 		nsenter.EnvLower + "=" + strings.Join(lower, ":"),
 		// init only supervises: one P and no collector start it faster.
 		"GOMAXPROCS=1", "GOGC=off",
@@ -225,7 +235,7 @@ func (e *Engine) start(_ context.Context, t *openTarget, img *image.Image, cfg *
 	}
 	// init holds the image's layer pins for as long as the session runs,
 	// detached or not, so ephem images prune cannot remove its lowerdirs.
-	cmd.ExtraFiles = append(cmd.ExtraFiles, e.opts.Images.Pins()...)
+	cmd.ExtraFiles = append(cmd.ExtraFiles, images.Pins()...)
 	// Streams that are not files are copied by goroutines: do not let an
 	// input that never ends keep ephem waiting after the session.
 	cmd.WaitDelay = time.Second

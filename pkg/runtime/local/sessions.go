@@ -118,10 +118,41 @@ func ListSessions() ([]Session, error) {
 	return out, nil
 }
 
-// Attach reattaches the user's terminal to the detached local session id
-// and returns like Debug: nil, an *ExitError with the command's code, or
-// nil after detaching again.
-func (e *Engine) Attach(ctx context.Context, id string, streams session.Streams) error {
+// List implements runtime.Lister: this host's live interactive sessions,
+// those of t only when t names a target.
+func (e *Engine) List(_ context.Context, t target.Ref) ([]runtime.Session, error) {
+	if err := CheckPrivileges(); err != nil {
+		return nil, err
+	}
+	sessions, err := ListSessions()
+	if err != nil {
+		return nil, fmt.Errorf("%w: listing local sessions: %w", runtime.ErrOS, err)
+	}
+	var out []runtime.Session
+	for _, s := range sessions {
+		if t.Raw != "" && s.Target != t.Raw {
+			continue
+		}
+		out = append(out, runtime.Session{ID: s.ID, Target: s.Target, Image: s.Image, Command: s.Command,
+			State: "Running", Started: s.Started})
+	}
+	return out, nil
+}
+
+// GC implements runtime.Cleaner: it removes the records of sessions that
+// ended while detached.
+func (e *Engine) GC(context.Context) error {
+	if _, err := ListSessions(); err != nil {
+		return fmt.Errorf("%w: pruning session records: %w", runtime.ErrOS, err)
+	}
+	return nil
+}
+
+// Attach implements runtime.Attacher: it reattaches the user's terminal to
+// the detached local session t names (its ID) and returns like Debug: nil,
+// an *ExitError with the command's code, or nil after detaching again.
+func (e *Engine) Attach(ctx context.Context, t target.Ref, _ bool, streams session.Streams) error {
+	id := t.Name
 	if err := CheckPrivileges(); err != nil {
 		return err
 	}

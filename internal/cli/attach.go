@@ -1,0 +1,50 @@
+package cli
+
+import (
+	"github.com/ephem-dev/ephem/pkg/runtime"
+	"github.com/ephem-dev/ephem/pkg/target"
+	"github.com/spf13/cobra"
+)
+
+func newAttachCmd(g *GlobalOptions) *cobra.Command {
+	var tty bool
+	var detachKeys string
+	cmd := &cobra.Command{
+		Use:   "attach ID",
+		Short: "Reattach to a debug session, as ephem ls lists it (one that ended shows its output and exit code)",
+		Long: `Reattach to a debug session: a detached local session by its ID, or a
+Kubernetes debug container as pod/NAME/CONTAINER. ephem ls lists both.`,
+		Args: cobra.ExactArgs(1),
+	}
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		keys, err := parseDetachKeys(detachKeys)
+		if err != nil {
+			return err
+		}
+		// What is not a target reference is a session ID of this host.
+		ref, err := target.Parse(args[0])
+		if err != nil {
+			ref = target.Ref{Scheme: target.SchemeSession, Name: args[0], Raw: args[0]}
+		}
+		b, err := g.backends.lookup(ref)
+		if err != nil {
+			return err
+		}
+		if err := checkOwnFlags(cmd.Flags(), b, ref); err != nil {
+			return err
+		}
+		be, err := g.build(b, keys, imageOptionsNone)
+		if err != nil {
+			return err
+		}
+		a, err := runtime.As[runtime.Attacher](be, ref, "attach")
+		if err != nil {
+			return err
+		}
+		return a.Attach(cmd.Context(), ref, tty || g.Streams.IsTerminal(), g.Streams)
+	}
+	cmd.Flags().BoolVarP(&tty, "tty", "t", false, "use a terminal (default: when standard input is one)")
+	cmd.Flags().StringVar(&detachKeys, "detach-keys", "ctrl-p,ctrl-q", "key sequence that detaches")
+	g.backends.addFlags(runtime.VerbAttach, cmd.Flags())
+	return cmd
+}
