@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"github.com/ephem-dev/ephem/pkg/image"
 	"github.com/ephem-dev/ephem/pkg/runtime"
 	"github.com/ephem-dev/ephem/pkg/target"
 	"github.com/spf13/cobra"
@@ -33,11 +34,7 @@ Kubernetes debug container as pod/NAME/CONTAINER. ephem ls lists both.`,
 		if err := checkOwnFlags(cmd.Flags(), b, ref); err != nil {
 			return err
 		}
-		be, err := g.build(b, keys, imageOptionsNone)
-		if err != nil {
-			return err
-		}
-		a, err := runtime.As[runtime.Attacher](be, ref, "attach")
+		a, err := capability[runtime.Attacher](g, b, ref, "attach", keys, image.PullOptions{})
 		if err != nil {
 			return err
 		}

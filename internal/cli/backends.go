@@ -108,7 +108,13 @@ func checkOwnFlags(fs *pflag.FlagSet, b backend, ref target.Ref) error {
 	return err
 }
 
-// build builds backend b for the command's common flags.
-func (g *GlobalOptions) build(b backend, detach []byte, pull image.PullOptions) (runtime.Backend, error) {
-	return b.cfg.New(runtime.Env{CacheDir: g.CacheDir, Pull: pull, DetachKeys: detach, Log: g.Streams.Err})
+// capability builds backend b with the command's common flags and returns
+// its capability T, which verb needs for ref.
+func capability[T any](g *GlobalOptions, b backend, ref target.Ref, verb string, detach []byte, pull image.PullOptions) (T, error) {
+	var zero T
+	be, err := b.cfg.New(runtime.Env{CacheDir: g.CacheDir, Pull: pull, DetachKeys: detach, Log: g.Streams.Err})
+	if err != nil {
+		return zero, err
+	}
+	return runtime.As[T](be, ref, verb)
 }

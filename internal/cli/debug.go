@@ -230,11 +230,7 @@ func (o *DebugOptions) Run(ctx context.Context) error {
 	if !o.g.Quiet {
 		pull.Progress, pull.TTY = o.g.Streams.Err, o.g.Streams.ErrIsTerminal()
 	}
-	b, err := o.g.build(o.backend, o.detach, pull)
-	if err != nil {
-		return err
-	}
-	d, err := runtime.As[runtime.Debugger](b, o.target, "debug")
+	d, err := capability[runtime.Debugger](o.g, o.backend, o.target, "debug", o.detach, pull)
 	if err != nil {
 		return err
 	}

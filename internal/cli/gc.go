@@ -5,11 +5,9 @@ import (
 
 	"github.com/ephem-dev/ephem/pkg/image"
 	"github.com/ephem-dev/ephem/pkg/runtime"
+	"github.com/ephem-dev/ephem/pkg/target"
 	"github.com/spf13/cobra"
 )
-
-// imageOptionsNone are the pull options of verbs that pull nothing.
-var imageOptionsNone = image.PullOptions{}
 
 func newGCCmd(g *GlobalOptions) *cobra.Command {
 	return &cobra.Command{
@@ -30,14 +28,12 @@ sessions that ended while detached.`,
 			if err != nil {
 				return err
 			}
-			be, err := g.build(b, nil, imageOptionsNone)
+			c, err := capability[runtime.Cleaner](g, b, target.Ref{}, "gc", nil, image.PullOptions{})
 			if err != nil {
 				return err
 			}
-			if c, ok := be.(runtime.Cleaner); ok {
-				if err := c.GC(cmd.Context()); err != nil {
-					return err
-				}
+			if err := c.GC(cmd.Context()); err != nil {
+				return err
 			}
 			return store.GC(cmd.Context())
 		},

@@ -7,6 +7,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/ephem-dev/ephem/pkg/image"
 	"github.com/ephem-dev/ephem/pkg/runtime"
 	"github.com/ephem-dev/ephem/pkg/target"
 	"github.com/spf13/cobra"
@@ -28,11 +29,7 @@ target, state, age and exit code. The ID column is what ephem attach takes.`,
 		if err != nil {
 			return err
 		}
-		be, err := g.build(b, nil, imageOptionsNone)
-		if err != nil {
-			return err
-		}
-		l, err := runtime.As[runtime.Lister](be, ref, "ls")
+		l, err := capability[runtime.Lister](g, b, ref, "ls", nil, image.PullOptions{})
 		if err != nil {
 			return err
 		}
