@@ -258,7 +258,7 @@ func (e *Engine) start(_ context.Context, t *openTarget, images *image.Store, im
 		return nil, fmt.Errorf("%w: starting the container's init: %w", runtime.ErrOS, err)
 	}
 	s := &sess{e: e, cmd: cmd, ctl: &conn{f: host}, c: c, streams: streams, id: id}
-	if err := s.ctl.send(message{T: msgConfig, Config: cfg}); err != nil {
+	if err := s.ctl.sendConfig(cfg); err != nil {
 		s.abort()
 		return nil, s.setupError(fmt.Errorf("%w: %w", runtime.ErrOS, err))
 	}

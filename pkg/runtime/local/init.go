@@ -91,14 +91,14 @@ func setupMain(c *conn, ctl int) error {
 	for _, k := range []string{nsenter.EnvJoin, nsenter.EnvCtl, nsenter.EnvRootfs, nsenter.EnvLower, nsenter.EnvNewPID, nsenter.EnvRootIDs, envAttach} {
 		_ = os.Unsetenv(k)
 	}
-	m, _, err := c.recv()
+	m, fds, err := c.recv()
 	if err != nil {
 		return err
 	}
-	if m.T != msgConfig || m.Config == nil {
-		return fmt.Errorf("expected the config, got %q", m.T)
+	cfg, err := readConfig(m, fds)
+	if err != nil {
+		return err
 	}
-	cfg := m.Config
 	warn := func(s string) { _ = c.send(message{T: msgWarning, Msg: s}) }
 	if err := setupRoot(cfg, warn); err != nil {
 		return err

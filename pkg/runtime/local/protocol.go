@@ -3,6 +3,7 @@ package local
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"unicode"
@@ -30,17 +31,21 @@ const envAttach = "_EPHEM_ATTACH"
 
 // message is one datagram on the control socket.
 type message struct {
-	T      string      `json:"t"`
-	Kind   string      `json:"kind,omitempty"`
-	Errno  int         `json:"errno,omitempty"`
-	Msg    string      `json:"msg,omitempty"`
-	Code   int         `json:"code,omitempty"`
-	Signal int         `json:"signal,omitempty"`
-	Config *initConfig `json:"config,omitempty"`
+	T      string `json:"t"`
+	Kind   string `json:"kind,omitempty"`
+	Errno  int    `json:"errno,omitempty"`
+	Msg    string `json:"msg,omitempty"`
+	Code   int    `json:"code,omitempty"`
+	Signal int    `json:"signal,omitempty"`
 }
 
-// maxMessage bounds one datagram; a config with many layers and files fits.
+// maxMessage bounds one datagram. The config does not travel in one (see
+// sendConfig): every other message is small.
 const maxMessage = 1 << 20
+
+// maxConfig bounds the config init reads: several times what execve takes
+// as a command's arguments and environment.
+const maxConfig = 64 << 20
 
 // conn is one end of the control socket.
 type conn struct {
@@ -61,6 +66,63 @@ func (c *conn) send(m message, fds ...int) error {
 		return fmt.Errorf("sending %s message: %w", m.T, err)
 	}
 	return nil
+}
+
+// sendConfig sends cfg to init in a sealed memfd passed with a config
+// message. A datagram is bounded by the socket's buffer (about 200 kB); a
+// command's arguments and environment, which execve takes, are not.
+func (c *conn) sendConfig(cfg *initConfig) error {
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		return fmt.Errorf("encoding the config: %w", err)
+	}
+	fd, err := unix.MemfdCreate("ephem-config", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
+	if err != nil {
+		return fmt.Errorf("creating the config's memfd: %w", err)
+	}
+	defer unix.Close(fd)
+	for off := 0; off < len(b); {
+		n, err := unix.Pwrite(fd, b[off:], int64(off))
+		if err != nil {
+			return fmt.Errorf("writing the config's memfd: %w", err)
+		}
+		off += n
+	}
+	seals := unix.F_SEAL_SHRINK | unix.F_SEAL_GROW | unix.F_SEAL_WRITE | unix.F_SEAL_SEAL
+	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, seals); err != nil {
+		return fmt.Errorf("sealing the config's memfd: %w", err)
+	}
+	return c.send(message{T: msgConfig}, fd)
+}
+
+// readConfig decodes the config a config message carries in its one
+// descriptor, which it closes.
+func readConfig(m message, fds []int) (*initConfig, error) {
+	defer closeAll(fds)
+	if m.T != msgConfig || len(fds) != 1 {
+		return nil, fmt.Errorf("expected the config with its descriptor, got %q with %d", m.T, len(fds))
+	}
+	// The host's write left the shared file offset at the end: read at
+	// offsets.
+	var cfg initConfig
+	if err := json.NewDecoder(io.NewSectionReader(preader(fds[0]), 0, maxConfig)).Decode(&cfg); err != nil {
+		return nil, fmt.Errorf("decoding the config: %w", err)
+	}
+	return &cfg, nil
+}
+
+// preader reads a descriptor at offsets, leaving its file offset alone.
+type preader int
+
+func (fd preader) ReadAt(p []byte, off int64) (int, error) {
+	n, err := unix.Pread(int(fd), p, off)
+	switch {
+	case err != nil:
+		return 0, err
+	case n == 0 && len(p) > 0:
+		return 0, io.EOF
+	}
+	return n, nil
 }
 
 // recv reads one message and any descriptors passed with it. io.EOF-like
