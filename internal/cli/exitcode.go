@@ -2,11 +2,13 @@ package cli
 
 import (
 	"errors"
+	"io/fs"
 	"reflect"
 
 	"github.com/ephem-dev/ephem/pkg/image"
 	"github.com/ephem-dev/ephem/pkg/runtime"
 	"github.com/ephem-dev/ephem/pkg/target"
+	"golang.org/x/sys/unix"
 )
 
 // Exit codes of ephem's own failures. They follow sysexits(3) so that they
@@ -59,6 +61,8 @@ func exitCodeFor(err error) int {
 	case errors.Is(err, errUsage), errors.Is(err, target.ErrInvalid), errors.Is(err, image.ErrInvalidReference),
 		errors.Is(err, runtime.ErrInvalidSpec):
 		return ExitUsage
+	case errors.Is(err, image.ErrLocalConfig):
+		return localConfigCode(err)
 	case errors.Is(err, image.ErrCorrupt):
 		return ExitImageData
 	case errors.Is(err, target.ErrNotFound):
@@ -86,4 +90,17 @@ func exitCodeFor(err error) int {
 	default:
 		return ExitInternal
 	}
+}
+
+// localConfigCode is the code of unusable local configuration: 77 when it
+// may not be written, 71 on a read-only file system, else 64 (a
+// --cache-dir that is no directory, a config.json that does not parse).
+func localConfigCode(err error) int {
+	switch {
+	case errors.Is(err, fs.ErrPermission):
+		return ExitPermission
+	case errors.Is(err, unix.EROFS):
+		return ExitOS
+	}
+	return ExitUsage
 }

@@ -42,6 +42,12 @@ var (
 	ErrUnsupported = errors.New("unsupported image")
 )
 
+// ErrLocalConfig reports local configuration ephem cannot use: a cache
+// directory that cannot be one (not a directory, read-only, not writable
+// by this user), or a Docker config.json that does not parse. The cause
+// (fs.ErrPermission, EROFS) stays in the chain for the exit code.
+var ErrLocalConfig = errors.New("unusable local configuration")
+
 // ErrNoSpace reports an unpack stopped for lack of space on the cache's
 // file system (below the --cache-min-free floor, or ENOSPC).
 var ErrNoSpace = errors.New("no space left for the image")
@@ -50,7 +56,7 @@ var ErrNoSpace = errors.New("no space left for the image")
 // corrupt (or malicious) data for ephem's purposes.
 var ErrTooLarge = fmt.Errorf("%w: image too large", ErrCorrupt)
 
-var sentinels = []error{ErrInvalidReference, ErrNotFound, ErrUnreachable, ErrCorrupt, ErrAuth, ErrUnsupported, ErrNoSpace}
+var sentinels = []error{ErrInvalidReference, ErrNotFound, ErrUnreachable, ErrCorrupt, ErrAuth, ErrUnsupported, ErrNoSpace, ErrLocalConfig}
 
 // hasSentinel reports whether err already wraps one of the sentinels.
 func hasSentinel(err error) bool {

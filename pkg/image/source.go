@@ -134,6 +134,19 @@ func (g plainHTTPGuard) RoundTrip(req *http.Request) (*http.Response, error) {
 	return g.base.RoundTrip(req)
 }
 
+// keychain is authn.DefaultKeychain (Docker's config.json, as docker
+// login writes it), with a file that does not parse reported as such.
+type keychain struct{}
+
+// Resolve implements authn.Keychain.
+func (keychain) Resolve(r authn.Resource) (authn.Authenticator, error) {
+	a, err := authn.DefaultKeychain.Resolve(r)
+	if err != nil {
+		return nil, fmt.Errorf("%w: reading registry credentials: %w: fix the file, or point DOCKER_CONFIG at another directory", ErrLocalConfig, err)
+	}
+	return a, nil
+}
+
 // remoteOptions are the options of every registry request.
 func remoteOptions(ctx context.Context, insecure []string, stall time.Duration) []remote.Option {
 	if stall <= 0 {
@@ -142,7 +155,7 @@ func remoteOptions(ctx context.Context, insecure []string, stall time.Duration) 
 	return []remote.Option{
 		remote.WithContext(ctx),
 		remote.WithTransport(plainHTTPGuard{base: bounded{base: remote.DefaultTransport, stall: stall}, insecure: insecure}),
-		remote.WithAuthFromKeychain(authn.DefaultKeychain),
+		remote.WithAuthFromKeychain(keychain{}),
 		remote.WithRetryBackoff(retryBackoff),
 		remote.WithUserAgent("ephem"),
 	}

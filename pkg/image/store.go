@@ -5,7 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -122,15 +124,37 @@ func Open(dir string) (*Store, error) {
 	s := &Store{dir: abs, pins: map[string]*os.File{}}
 	for _, d := range []string{s.layersDir(), s.manifestsDir(), s.refsDir(), s.RunDir()} {
 		if err := os.MkdirAll(d, 0o750); err != nil {
-			return nil, fmt.Errorf("opening image cache %s: %w (run as root, or choose another cache directory)", abs, err)
+			return nil, cacheDirError(abs, err)
 		}
 	}
 	if err := os.MkdirAll(s.tmpDir(), 0o700); err != nil {
-		return nil, fmt.Errorf("opening image cache %s: %w", abs, err)
+		return nil, cacheDirError(abs, err)
 	}
 	// Best effort: a failure to collect debris must not fail every run.
 	_, _ = collectTemp(s.tmpDir())
 	return s, nil
+}
+
+// cacheDirError says why dir cannot be a cache, and what to do.
+func cacheDirError(dir string, err error) error {
+	hint := "choose another --cache-dir"
+	switch {
+	case errors.Is(err, fs.ErrPermission):
+		hint = "run as root, or choose a --cache-dir you may write"
+	case errors.Is(err, unix.EROFS):
+		hint = "the file system is read-only: choose a --cache-dir on a writable one (a complete read-only cache is used as it is)"
+	}
+	return fmt.Errorf("%w: cache directory %s: %w: %s", ErrLocalConfig, dir, unwrapPath(err), hint)
+}
+
+// unwrapPath drops the operation and path of a *fs.PathError, which the
+// message already names.
+func unwrapPath(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }
 
 // Dir returns the cache directory.
