@@ -36,6 +36,7 @@ type DebugOptions struct {
 	WorkingDir    string
 	Profile       string
 	Stdin, TTY    bool
+	Quiet         bool
 	SharePID      bool
 	ArgumentsOnly bool
 	Insecure      []string
@@ -89,6 +90,7 @@ Exit codes: the command's own; ephem's failures use 64-78 (see docs/exit-codes.m
 	f.BoolVar(&o.SharePID, "share-pid", true, "join the target's PID namespace (its processes visible, its root at /proc/1/root)")
 	f.BoolVar(&o.ArgumentsOnly, "arguments-only", false, "pass the words after -- as arguments to the image's entrypoint")
 	f.StringArrayVar(&o.Insecure, "insecure-registry", nil, "allow plain HTTP to this registry host (repeatable; loopback always is)")
+	f.BoolVarP(&o.Quiet, "quiet", "q", false, "print no pull progress")
 	f.StringVar(&o.DetachKeys, "detach-keys", "ctrl-p,ctrl-q", "key sequence that detaches from a terminal session")
 	o.flags = f
 	g.backends.addFlags(runtime.VerbDebug, f)
@@ -227,7 +229,7 @@ func (o *DebugOptions) Run(ctx context.Context) error {
 	}
 	pull := image.PullOptions{Policy: spec.PullPolicy(o.Pull), Insecure: o.Insecure, StallTimeout: o.PullTimeout,
 		MaxImageSize: o.maxImage, MinFree: o.minFree}
-	if !o.g.Quiet {
+	if !o.Quiet {
 		pull.Progress, pull.TTY = o.g.Streams.Err, o.g.Streams.ErrIsTerminal()
 	}
 	d, err := capability[runtime.Debugger](o.g, o.backend, o.target, "debug", o.detach, pull)

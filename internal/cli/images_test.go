@@ -168,3 +168,16 @@ func TestAgo(t *testing.T) {
 		}
 	}
 }
+
+// TestQuietMeansOneThing: -q is debug's "no pull progress" and images ls's
+// "digests only"; neither is a global flag that the other takes over.
+func TestQuietMeansOneThing(t *testing.T) {
+	cache, _, digests := cachedImages(t)
+	code, out, _ := run(t, "images", "ls", "-q", "--cache-dir", cache)
+	if code != 0 || !strings.Contains(out, digests[0].String()) || strings.Contains(out, "REFERENCE") {
+		t.Errorf("images ls -q: exit %d %q, want the digests", code, out)
+	}
+	if code, _, errOut := run(t, "-q", "images", "ls", "--cache-dir", cache); code != ExitUsage || !strings.Contains(errOut, "-q") {
+		t.Errorf("ephem -q images ls: exit %d %q, want a usage error: -q is no global flag", code, errOut)
+	}
+}

@@ -22,8 +22,6 @@ type Streams = session.Streams
 type GlobalOptions struct {
 	// CacheDir is the image cache's directory.
 	CacheDir string
-	// Quiet suppresses progress output.
-	Quiet bool
 	// Streams are the user's.
 	Streams Streams
 
@@ -63,7 +61,6 @@ at /proc/1/root. The target keeps running; nothing is installed in it.`,
 		return fmt.Errorf("%w: %w", errUsage, err)
 	})
 	root.PersistentFlags().StringVar(&g.CacheDir, "cache-dir", image.DefaultDir(), "image cache directory (env EPHEM_CACHE_DIR)")
-	root.PersistentFlags().BoolVarP(&g.Quiet, "quiet", "q", false, "print no pull progress")
 	g.backends = newBackendSet()
 	g.backends.addFlags(runtime.VerbGlobal, root.PersistentFlags())
 	root.SetUsageTemplate(usageTemplate)
