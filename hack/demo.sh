@@ -158,3 +158,5 @@ grep -q 'server' <<<"$OUT" || die "expected the target's /server under /proc/1/r
 show "$EPHEM" debug -q "pid:$PID" --image "$TOOL" -- ps -o pid,comm
 
 step "Done: ephem reached a shell-less target's network, processes and files"
+echo "The binary, images and ephem's image cache stay in $WORK (about 40 MB), so a second run is"
+echo "faster; remove them with: rm -rf $WORK"

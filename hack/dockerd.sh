@@ -7,8 +7,8 @@
 #         answers. Prints DOCKER_HOST=unix://... as its last line. Running it
 #         again while that daemon is up only prints the line again.
 # stop    Removes every container of that daemon, stops it (only the process
-#         named in its pid file), and unmounts whatever is left mounted under
-#         its directories. Does nothing when it is not running.
+#         named in its pid file), unmounts whatever is left mounted under
+#         its directories and removes them: nothing of it is left.
 # status  Exits 0 when the daemon answers, 1 otherwise.
 # env     Prints DOCKER_HOST=... and DOCKER_API_VERSION=... (no daemon needed).
 #
@@ -191,6 +191,13 @@ stop() {
 	fi
 	unmount_under "$EXEC_ROOT" "$DATA_ROOT"
 	rm -f "$PIDFILE" "$SOCK" "$RUN_DIR/dockerd.started-by-tests"
+	# Leave nothing behind: the daemon's state (images the tests loaded are
+	# loaded again, in seconds), then the directories if nothing else is in
+	# them. --one-file-system: never into a mount unmount_under missed.
+	rm -rf --one-file-system "$DATA_ROOT" "$EXEC_ROOT" "$CONFIG" "$LOG"
+	rm -f "$RUN_DIR/dockerd.lock" "$RUN_DIR/dockerd.users"
+	rmdir "$RUN_DIR" "$STATE_DIR" 2>/dev/null || true
+	rmdir "$(dirname "$STATE_DIR")" 2>/dev/null || true
 }
 
 status() {
