@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/layout"
 	"github.com/google/go-containerregistry/pkg/v1/match"
@@ -108,6 +109,30 @@ func TestEnsureDockerArchive(t *testing.T) {
 	} {
 		if _, err := s.Ensure(context.Background(), tc.ref, image.PullOptions{}); !errors.Is(err, tc.want) {
 			t.Errorf("Ensure(%s) = %v, want %v", tc.ref, err, tc.want)
+		}
+	}
+}
+
+// TestEnsureLayoutFullNames: a layout of two images annotated with full
+// names, as hack/images writes it, serves each by oci:DIR:NAME.
+func TestEnsureLayoutFullNames(t *testing.T) {
+	dir := t.TempDir()
+	p, err := layout.Write(dir, empty.Index)
+	if err != nil {
+		t.Fatal(err)
+	}
+	one, two := randomImage(t, 512, 1), randomImage(t, 512, 1)
+	names := []string{"ephem.local/ephem/busybox:test", "ephem.local/ephem/toolbox:test"}
+	for i, img := range []v1.Image{one, two} {
+		if err := p.AppendImage(img, layout.WithAnnotations(map[string]string{"org.opencontainers.image.ref.name": names[i]})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := openStore(t, t.TempDir())
+	for i, img := range []v1.Image{one, two} {
+		got, err := s.Ensure(context.Background(), "oci:"+dir+":"+names[i], image.PullOptions{})
+		if err != nil || got.Digest != digestOf(t, img) {
+			t.Errorf("oci:DIR:%s = %v, %v; want digest %s", names[i], got, err, digestOf(t, img))
 		}
 	}
 }

@@ -81,12 +81,14 @@ func ParseReference(s string, insecure []string) (Reference, error) {
 func parseLocal(kind Kind, s, rest string) (Reference, error) {
 	p, tag := rest, ""
 	if kind == KindLayout {
-		// oci:DIR[:TAG]: a tag never contains '/', so the last colon
-		// followed only by non-slash characters separates it.
-		if i := strings.LastIndexByte(rest, ':'); i >= 0 && !strings.Contains(rest[i+1:], "/") {
+		// oci:DIR[:TAG], split at the first colon as skopeo and podman
+		// split it: the tag is the layout's ref.name annotation, which may
+		// be a full name (ephem.local/ephem/busybox:test). A directory
+		// whose path holds a colon cannot be named.
+		if i := strings.IndexByte(rest, ':'); i >= 0 {
 			p, tag = rest[:i], rest[i+1:]
 			if tag == "" {
-				return Reference{}, fmt.Errorf("%w %q: empty tag after the last colon", ErrInvalidReference, s)
+				return Reference{}, fmt.Errorf("%w %q: empty tag after the colon", ErrInvalidReference, s)
 			}
 		}
 	} else if i := strings.IndexByte(rest, ':'); i >= 0 {
@@ -104,12 +106,6 @@ func parseLocal(kind Kind, s, rest string) (Reference, error) {
 	abs, err := filepath.Abs(p)
 	if err != nil {
 		return Reference{}, fmt.Errorf("%w %q: %w", ErrInvalidReference, s, err)
-	}
-	// Without a tag, a layout directory whose name holds a colon reads back
-	// as DIR:TAG: refuse it rather than guess.
-	if kind == KindLayout && tag == "" && strings.Contains(filepath.Base(abs), ":") {
-		return Reference{}, fmt.Errorf("%w %q: the directory name %q has a ':', which reads as a tag: add the tag (oci:DIR:TAG) or rename the directory",
-			ErrInvalidReference, s, filepath.Base(abs))
 	}
 	raw := abs
 	if tag != "" {

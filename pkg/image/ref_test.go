@@ -48,3 +48,16 @@ func TestParseReference(t *testing.T) {
 }
 
 const hex64 = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+
+// TestLayoutTagIsAFullName: oci:DIR:TAG splits at the first colon, so a
+// layout annotated with a full name (as hack/images writes) is addressable.
+func TestLayoutTagIsAFullName(t *testing.T) {
+	r, err := image.ParseReference("oci:/images/two:ephem.local/ephem/busybox:test", nil)
+	if err != nil || r.String() != "oci:/images/two:ephem.local/ephem/busybox:test" {
+		t.Fatalf("got %v, %v", r, err)
+	}
+	again, err := image.ParseReference(r.String(), nil)
+	if err != nil || again.String() != r.String() {
+		t.Errorf("does not read back: %v, %v", again, err)
+	}
+}
