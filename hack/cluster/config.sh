@@ -109,7 +109,7 @@ EOF2
 
 write_kubelet_config() {
 	local k="$D/kubelet"
-	mkdir -p "$k/root" "$k/pod-logs" "$k/volume-plugins"
+	mkdir -p "$k/root" "$k/pod-logs" "$k/volume-plugins" "$k/manifests"
 	cat >"$k/config.yaml" <<EOF2
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -145,6 +145,7 @@ serializeImagePulls: false
 maxPods: 110
 syncFrequency: 10s
 fileCheckFrequency: 5s
+staticPodPath: $k/manifests
 nodeStatusUpdateFrequency: 5s
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99

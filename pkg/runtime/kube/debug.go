@@ -19,6 +19,9 @@ func (b *call) debugPod(ctx context.Context, p *corev1.Pod, containerName string
 	if err := checkRunning(p); err != nil {
 		return err
 	}
+	if err := checkNotStatic(p); err != nil {
+		return err
+	}
 	tname, err := targetContainer(p, firstNonEmpty(containerName, c.TargetContainer))
 	if err != nil {
 		return err

@@ -324,3 +324,21 @@ func TestAPIFailure(t *testing.T) {
 		t.Errorf("other failure: %v, want ErrOS", err)
 	}
 }
+
+// TestStaticPodRefused: a static pod's mirror is refused before anything
+// is added (the kubelet would never start the container).
+func TestStaticPodRefused(t *testing.T) {
+	static := testPod("etcd-node-1", func(p *corev1.Pod) {
+		p.Annotations = map[string]string{"kubernetes.io/config.mirror": "abc"}
+		p.Spec.NodeName = "node-1"
+	})
+	cs, calls := fakeWithPatch(nil, static)
+	b := NewForClient(Options{}, clientset{cs}, nil, "shop")
+	err := b.Debug(context.Background(), target.Ref{Scheme: target.SchemePod, Name: "etcd-node-1"}, spec.Container{Image: "busybox"}, testStreams())
+	if !errors.Is(err, runtime.ErrUnsupported) || !strings.Contains(err.Error(), "static pod") || !strings.Contains(err.Error(), "--copy-to") {
+		t.Fatalf("error %v, want ErrUnsupported naming the static pod and --copy-to", err)
+	}
+	if len(*calls) != 0 {
+		t.Errorf("patch calls %v, want none", *calls)
+	}
+}

@@ -142,6 +142,21 @@ func checkRunning(p *corev1.Pod) error {
 	return nil
 }
 
+// mirrorAnnotation marks the API server's mirror of a static pod.
+const mirrorAnnotation = "kubernetes.io/config.mirror"
+
+// checkNotStatic refuses a static pod: the API server takes an ephemeral
+// container into its mirror, but the kubelet never starts it
+// (kubernetes#113935), and it can never be removed.
+func checkNotStatic(p *corev1.Pod) error {
+	if _, ok := p.Annotations[mirrorAnnotation]; !ok {
+		return nil
+	}
+	return fmt.Errorf("%w: pod %s is a static pod (the mirror of a manifest on node %s): the kubelet never starts "+
+		"ephemeral containers in it (kubernetes#113935), so nothing was added; debug a copy with --copy-to NAME, "+
+		"or the node with node/%s", runtime.ErrUnsupported, p.Name, p.Spec.NodeName, p.Spec.NodeName)
+}
+
 func podReady(p *corev1.Pod) bool {
 	for _, c := range p.Status.Conditions {
 		if c.Type == corev1.PodReady {
