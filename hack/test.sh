@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # hack/test.sh — every test of ephem, as CI runs them (needs root).
 #
-#   sudo hack/test.sh           all steps
-#   sudo hack/test.sh --quick   without the Kubernetes cluster tests
+#   hack/test.sh           all steps (as root)
+#   hack/test.sh --quick   without the Kubernetes cluster tests
 #
 # Steps, each run even when an earlier one failed, then a summary:
 #   apt      installs the Debian packages the tests need (only the missing ones)
@@ -14,6 +14,8 @@
 #   test     go test ./... -count=1: unit tests and the local engine's
 #            end-to-end tests (test/e2e/local: real processes, a real dockerd
 #            from hack/dockerd.sh, a real registry on 127.0.0.1)
+#   soak     hack/soak, short: 100 local sessions, 10 killed with SIGKILL,
+#            against a target under load; nothing may be left behind
 #   kube     .ci/kube.sh: a real single-node Kubernetes cluster and the
 #            e2e_kube tests (the first run builds Kubernetes: ~20 minutes)
 # Exits non-zero when any step failed. Always stops the test Docker daemon if
@@ -31,7 +33,7 @@ for arg in "$@"; do
 	case $arg in
 	--quick) QUICK=1 ;;
 	-h | --help)
-		sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	*)
@@ -164,6 +166,7 @@ step gofmt check_gofmt
 step vet go vet ./...
 step lint run_lint
 step test go test ./... -count=1 -timeout 30m
+step soak go run ./hack/soak -sessions 100 -kill-every 10 -cold-every 25
 if [ "$QUICK" -eq 1 ]; then
 	SUMMARY+=("$(printf '%-6s SKIP  (--quick)' kube)")
 else
