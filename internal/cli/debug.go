@@ -60,7 +60,9 @@ func newDebugCmd(g *GlobalOptions) *cobra.Command {
 		Short: "Start a debug container in a target's namespaces",
 		Example: `  ephem debug pid:4242 --image busybox -- wget -qO- localhost:80
   ephem debug docker://web -it --image nicolaka/netshoot
-  ephem debug docker://web -- ls /proc/1/root/etc`,
+  ephem debug docker://web -- ls /proc/1/root/etc
+  ephem debug containerd://k8s.io/3f2a9c -it --image busybox
+  ephem debug pod/web --target app --profile netadmin --image toolbox -- tcpdump -i any -c 5`,
 		Long: `Start a debug container in a target's namespaces.
 
 Targets: ` + target.Supported() + `.

@@ -15,6 +15,9 @@ type Process struct {
 	PID int
 	// Description names the target for messages ("docker container web").
 	Description string
+	// ViaProc says the runtime did not answer and the process was found
+	// from /proc by the container's ID.
+	ViaProc bool
 }
 
 // ResolvePID resolves "pid:N": the process itself, if it is a live

@@ -80,7 +80,7 @@ func (c *conn) sendConfig(cfg *initConfig) error {
 	if err != nil {
 		return fmt.Errorf("creating the config's memfd: %w", err)
 	}
-	defer unix.Close(fd)
+	defer func() { _ = unix.Close(fd) }()
 	for off := 0; off < len(b); {
 		n, err := unix.Pwrite(fd, b[off:], int64(off))
 		if err != nil {

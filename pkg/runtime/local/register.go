@@ -7,7 +7,7 @@ import (
 )
 
 // Registration returns the local engine's entry in the registry: host
-// processes by PID, Docker containers, and this host's sessions (what
+// processes by PID, Docker and containerd containers, and this host's sessions (what
 // ephem attach ID names). It is the default backend of commands that name
 // no target.
 func Registration() runtime.Registration {
@@ -18,7 +18,9 @@ func Registration() runtime.Registration {
 			{Name: target.SchemePID, Prefixes: []string{"pid:"}, Example: "pid:4242",
 				Parse: target.ParsePID, Resolve: target.ResolvePID},
 			{Name: target.SchemeDocker, Prefixes: []string{"docker://"}, Example: "docker://NAME|ID",
-				Parse: target.ParseContainer, Resolve: target.ResolveDocker},
+				Parse: target.ParseContainer, Resolve: target.ResolveDockerOrProc},
+			{Name: target.SchemeContainerd, Prefixes: []string{"containerd://"}, Example: "containerd://[NAMESPACE/]ID|NAME",
+				Parse: target.ParseContainerd, Resolve: target.ResolveContainerd},
 			{Name: target.SchemeSession, Prefixes: []string{"session:"}, Example: "session:ID", Hidden: true,
 				Parse: target.ParseContainer},
 		},
