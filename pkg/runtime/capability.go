@@ -43,12 +43,26 @@ type Cleaner interface {
 	GC(ctx context.Context) error
 }
 
-// Copier copies files out of and into a target's filesystem (ephem cp).
+// CopyOptions say how ephem cp copies.
+type CopyOptions struct {
+	// Archive keeps the owners (uid and gid) the tar stream records (-a);
+	// otherwise what is written belongs to the target's root.
+	Archive bool
+	// FollowLink copies what a symbolic link source names rather than the
+	// link itself (-L).
+	FollowLink bool
+}
+
+// Copier copies files out of and into a target's filesystem (ephem cp),
+// confined to the target's root: no symbolic link or ".." reaches outside.
 type Copier interface {
-	// CopyFrom writes path, inside t's root, to w as a tar stream.
-	CopyFrom(ctx context.Context, t target.Ref, path string, w io.Writer) error
-	// CopyTo unpacks the tar stream r at path inside t's root.
-	CopyTo(ctx context.Context, t target.Ref, path string, r io.Reader) error
+	// CopyFrom writes path, inside t's root, to w as a tar stream whose
+	// top entry is path's base name.
+	CopyFrom(ctx context.Context, t target.Ref, path string, o CopyOptions, w io.Writer) error
+	// CopyTo unpacks the tar stream r at path inside t's root: into path
+	// when it is a directory, else as path itself (the stream's one top
+	// entry renamed).
+	CopyTo(ctx context.Context, t target.Ref, path string, o CopyOptions, r io.Reader) error
 }
 
 // CaptureOptions are the inputs of a packet capture.
@@ -80,20 +94,54 @@ type Forwarder interface {
 	Forward(ctx context.Context, t target.Ref, ports []PortPair, log io.Writer) error
 }
 
-// Namespace is one namespace of a target, as Inspector reports it.
+// Namespace is one namespace type of a target, as Inspector reports it:
+// the host's (PID 1's), the target's and the debug container's, each as
+// its /proc/PID/ns link reads ("net:[4026531840]").
 type Namespace struct {
 	// Type is "net", "pid", "mnt", ...
-	Type string
-	// ID is the namespace's identity ("net:[4026531840]").
-	ID string
-	// Shared says the debug container would share it.
-	Shared bool
+	Type string `json:"type"`
+	// Host is the host's namespace (see NamespaceReport.HostFrom).
+	Host string `json:"host"`
+	// Target is the target's namespace.
+	Target string `json:"target"`
+	// Debug is the debug container's, "" when it gets a new one.
+	Debug string `json:"debug"`
+	// Shared says the debug container shares the target's.
+	Shared bool `json:"shared"`
+}
+
+// NamespaceReport is what ephem ns shows about a target.
+type NamespaceReport struct {
+	// Target is the target as the user named it.
+	Target string `json:"target"`
+	// PID is the target's process ID on the host (0: not a host process).
+	PID int `json:"pid,omitempty"`
+	// HostFrom says whose namespaces are the host's: "PID 1", or "ephem"
+	// where PID 1's cannot be read (a sandbox that hides them).
+	HostFrom string `json:"hostFrom"`
+	// Namespaces are the namespace types, sorted by name.
+	Namespaces []Namespace `json:"namespaces"`
+	// Init is the command line of PID 1 in the target's PID namespace.
+	Init []string `json:"init"`
+	// UIDMap and GIDMap are the target's ID maps, one "inside outside
+	// count" line each.
+	UIDMap []string `json:"uidMap"`
+	GIDMap []string `json:"gidMap"`
+	// CapEff is the target's effective capability set, in hexadecimal.
+	CapEff string `json:"capEff"`
+	// Seccomp is the target's seccomp mode: disabled, strict or filter.
+	Seccomp string `json:"seccomp"`
+	// Cgroup lists the target's cgroups as /proc/PID/cgroup does.
+	Cgroup []string `json:"cgroup"`
+	// Root is the target's root directory as its /proc/PID/root link reads.
+	Root string `json:"root"`
 }
 
 // Inspector reports a target's namespaces (ephem ns).
 type Inspector interface {
-	// Inspect returns t's namespaces.
-	Inspect(ctx context.Context, t target.Ref) ([]Namespace, error)
+	// Inspect returns what t runs in, and what a debug container beside it
+	// would share, without starting one.
+	Inspect(ctx context.Context, t target.Ref) (*NamespaceReport, error)
 }
 
 // Session is one debug session, as ephem ls shows it.

@@ -91,7 +91,7 @@ func (e *Engine) Debug(ctx context.Context, ref target.Ref, c spec.Container, st
 		_, _ = ListSessions() // prune records of sessions that ended detached
 	}
 	tm.Mark("preflight")
-	proc, err := target.Resolve(ctx, ref)
+	proc, err := e.resolve(ctx, ref)
 	if err != nil {
 		return fmt.Errorf("resolving %s: %w", ref, err)
 	}
@@ -141,6 +141,16 @@ func (e *Engine) Debug(ctx context.Context, ref target.Ref, c spec.Container, st
 		removeSession(s.id)
 	}
 	return err
+}
+
+// resolve finds the host process ref names, saying on the log when the
+// runtime did not answer and /proc served instead.
+func (e *Engine) resolve(ctx context.Context, ref target.Ref) (target.Process, error) {
+	proc, err := target.Resolve(ctx, ref)
+	if err == nil && proc.ViaProc {
+		fmt.Fprintf(e.opts.Log, "ephem: the runtime did not answer: using %s, pid %d\n", proc.Description, proc.PID)
+	}
+	return proc, err
 }
 
 // containerConfig translates the spec and the image config into init's
