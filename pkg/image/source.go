@@ -171,11 +171,11 @@ func resolveRemote(ctx context.Context, ref name.Reference, platform v1.Platform
 	case desc.MediaType.IsIndex():
 		idx, err := desc.ImageIndex()
 		if err != nil {
-			return nil, fmt.Errorf("reading index: %w", classify(err))
+			return nil, fmt.Errorf("reading index: %w", dataErr(err))
 		}
 		im, err := idx.IndexManifest()
 		if err != nil {
-			return nil, fmt.Errorf("reading index: %w", classify(err))
+			return nil, fmt.Errorf("reading index: %w", dataErr(err))
 		}
 		d, err := pickPlatform(im, platform)
 		if err != nil {
@@ -183,13 +183,13 @@ func resolveRemote(ctx context.Context, ref name.Reference, platform v1.Platform
 		}
 		img, err := idx.Image(d.Digest)
 		if err != nil {
-			return nil, fmt.Errorf("fetching manifest %s: %w", d.Digest, classify(err))
+			return nil, fmt.Errorf("fetching manifest %s: %w", d.Digest, dataErr(err))
 		}
 		return &source{img: img, digest: d.Digest, compressed: true}, nil
 	case desc.MediaType.IsImage():
 		img, err := desc.Image()
 		if err != nil {
-			return nil, fmt.Errorf("reading manifest: %w", classify(err))
+			return nil, fmt.Errorf("reading manifest: %w", dataErr(err))
 		}
 		return &source{img: img, digest: desc.Digest, compressed: true}, nil
 	}
