@@ -120,9 +120,11 @@ func TestDetachAndAttach(t *testing.T) {
 		t.Errorf("attach to an ended session: exit %d, want 66", r.ExitCode)
 	}
 
-	// A reattached client killed without detaching ends the session.
+	// A reattached client killed without detaching ends the session. The
+	// image was removed above: this session pulls and unpacks it again,
+	// which a loaded machine may take longer than d for.
 	term = ephemTerminal(t, f, f.cache, "debug", tg.ref(), "-q", "-it", "--image", f.busybox, "--", "sh")
-	term.Expect(t, "/ # ", d)
+	term.Expect(t, "/ # ", 3*d)
 	term.Send(t, "sleep 3602 &\r")
 	waitFor(t, d, "the background job", func() bool { return len(procs("sleep 3602")) == 1 })
 	term.Send(t, "\x10\x11")
