@@ -56,6 +56,13 @@ func hostileRegistry(t *testing.T, f *fixture, mode string) string {
 			case <-r.Context().Done():
 			case <-done:
 			}
+		case mode == "reset" && blob && r.Method == http.MethodGet:
+			// Accept the request, then reset the connection (RST, no answer).
+			c, _, err := w.(http.Hijacker).Hijack()
+			if err == nil {
+				_ = c.(*net.TCPConn).SetLinger(0)
+				_ = c.Close()
+			}
 		case mode == "flaky" && blob && failures.Add(1) <= 2:
 			http.Error(w, "try again", http.StatusInternalServerError)
 		default:
@@ -68,8 +75,9 @@ func hostileRegistry(t *testing.T, f *fixture, mode string) string {
 }
 
 // TestHostileRegistry: no registry can keep ephem waiting. A redirect
-// loop, a registry that accepts and never answers, and one that stalls in
-// the middle of a manifest or a blob each end, within the bounds of
+// loop, a registry that accepts and never answers, one that stalls in the
+// middle of a manifest or a blob, and one that resets the connection of
+// every blob each end, within the bounds of
 // --pull-timeout and the retries, with exit 68 and a line that says what
 // happened, and nothing left in the cache; 500s that then succeed are
 // retried.
@@ -81,6 +89,7 @@ func TestHostileRegistry(t *testing.T) {
 		{"silent", "sent nothing for 1s"},
 		{"stall-manifest", "sent nothing for 1s"},
 		{"stall-blob", "sent nothing for 1s"},
+		{"reset", "connection reset"},
 	} {
 		t.Run(tc.mode, func(t *testing.T) {
 			addr := hostileRegistry(t, f, tc.mode)
