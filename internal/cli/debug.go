@@ -32,6 +32,7 @@ type DebugOptions struct {
 	MaxImageSize  string
 	CacheMinFree  string
 	Env           []string
+	EnvFromTarget bool
 	User          string
 	WorkingDir    string
 	Profile       string
@@ -84,6 +85,7 @@ Exit codes: the command's own; ephem's failures use 64-78 (see docs/exit-codes.m
 	f.StringVar(&o.CacheMinFree, "cache-min-free", "256M", "stop unpacking before the cache's file system has less free space than this (0: no floor)")
 	f.DurationVar(&o.PullTimeout, "pull-timeout", image.DefaultStallTimeout, "give up on a registry request that makes no progress for this long (it is retried, then ephem exits 68)")
 	f.StringArrayVarP(&o.Env, "env", "e", nil, "set an environment variable K=V (repeatable)")
+	f.BoolVar(&o.EnvFromTarget, "env-from-target", false, "take the target's environment, but not its PATH: locally its process's, under the image's; on Kubernetes its container's env and envFrom (-e overrides it)")
 	f.StringVarP(&o.User, "user", "u", "", "run as this user: uid[:gid] or name[:group] (default: the image's)")
 	f.StringVarP(&o.WorkingDir, "workdir", "w", "", "working directory (default: the image's)")
 	f.StringVar(&o.Profile, "profile", profile.Default, "security profile: "+strings.Join(profile.Names(), ", "))
@@ -182,7 +184,7 @@ func (o *DebugOptions) Validate() error {
 	}
 	c := spec.Container{
 		Image: o.Image, PullPolicy: spec.PullPolicy(o.Pull), User: o.User, WorkingDir: o.WorkingDir,
-		Stdin: o.Stdin, TTY: o.TTY, SharePID: o.SharePID,
+		Stdin: o.Stdin, TTY: o.TTY, SharePID: o.SharePID, EnvFromTarget: o.EnvFromTarget,
 	}
 	if o.ArgumentsOnly {
 		c.Args = o.Command

@@ -29,6 +29,11 @@ type Container struct {
 	Args []string
 	// Env is added to the image's environment, later entries winning.
 	Env []EnvVar
+	// EnvFromTarget starts the environment from the target's: locally the
+	// target process's, under the image's; on Kubernetes the target
+	// container's env and envFrom. The target's PATH is left out, so that
+	// the image's finds the tools, and Env overrides it all.
+	EnvFromTarget bool
 	// WorkingDir overrides the image's working directory.
 	WorkingDir string
 	// User overrides the image's user: "uid", "uid:gid", "name" or "name:group".

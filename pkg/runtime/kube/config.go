@@ -138,6 +138,9 @@ func (k *config) PrepareDebug(ref target.Ref, c *spec.Container, imageGiven bool
 	if ref.Scheme == target.SchemeNode && (k.copyTo != "" || k.selector != "" || k.allPods) {
 		return 0, usage("node targets take no --copy-to, -l or --all-pods")
 	}
+	if ref.Scheme == target.SchemeNode && c.EnvFromTarget {
+		return 0, usage("--env-from-target: node targets have no target container")
+	}
 	for _, s := range k.setImage {
 		if n, img, ok := strings.Cut(s, "="); !ok || n == "" || img == "" {
 			return 0, usage("--set-image %q: write NAME=IMAGE", s)

@@ -79,9 +79,11 @@ func (b *call) ephemeralContainer(p *corev1.Pod, c spec.Container, targetName st
 		StdinOnce:                c.Stdin && !c.TTY,
 		TerminationMessagePolicy: corev1.TerminationMessageReadFile,
 	}}
-	for _, e := range c.Env {
-		ec.Env = append(ec.Env, corev1.EnvVar{Name: e.Name, Value: e.Value})
+	env, from, err := debugEnv(p, c, targetName)
+	if err != nil {
+		return nil, err
 	}
+	ec.Env, ec.EnvFrom = env, from
 	if c.SharePID {
 		ec.TargetContainerName = targetName
 	}

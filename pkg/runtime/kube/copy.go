@@ -149,7 +149,19 @@ func (b *call) modifyContainer(cp *corev1.Pod, dc *corev1.Container, c spec.Cont
 	case len(c.Args) > 0:
 		dc.Args = c.Args
 	}
-	if len(c.Env) > 0 {
+	switch {
+	case c.EnvFromTarget && dc.Name == tname:
+		// The target itself: its environment stays, -e after it.
+		for _, e := range c.Env {
+			dc.Env = append(dc.Env, corev1.EnvVar{Name: e.Name, Value: e.Value})
+		}
+	case c.EnvFromTarget:
+		env, from, err := debugEnv(cp, c, tname)
+		if err != nil {
+			return err
+		}
+		dc.Env, dc.EnvFrom = env, from
+	case len(c.Env) > 0:
 		dc.Env = nil
 		for _, e := range c.Env {
 			dc.Env = append(dc.Env, corev1.EnvVar{Name: e.Name, Value: e.Value})

@@ -13,12 +13,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 )
 
-// reusable returns a running debugger of p with the same image and
-// security context as ec (--reuse).
+// reusable returns a running debugger of p with the same image, security
+// context and environment as ec (--reuse): one started without
+// --env-from-target does not stand in for one with it.
 func reusable(p *corev1.Pod, ec *corev1.EphemeralContainer) (string, bool) {
 	for _, e := range p.Spec.EphemeralContainers {
 		if e.Image != ec.Image || e.TargetContainerName != ec.TargetContainerName ||
-			!reflect.DeepEqual(e.SecurityContext, ec.SecurityContext) || !e.Stdin {
+			!reflect.DeepEqual(e.SecurityContext, ec.SecurityContext) || !e.Stdin ||
+			!reflect.DeepEqual(e.Env, ec.Env) || !reflect.DeepEqual(e.EnvFrom, ec.EnvFrom) {
 			continue
 		}
 		if s, ok := containerStatus(p, e.Name); ok && s.State.Running != nil {

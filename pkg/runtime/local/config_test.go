@@ -48,7 +48,7 @@ func TestContainerConfig(t *testing.T) {
 			name: "flags override",
 			c: spec.Container{Command: []string{"sh"}, Env: []spec.EnvVar{{Name: "A", Value: "flag"}}, WorkingDir: "/",
 				User: "0:0", Stdin: true, TTY: true},
-			want: initConfig{Argv: []string{"sh"}, Env: []string{"PATH=/bin", "A=image", "A=flag"}, WorkingDir: "/",
+			want: initConfig{Argv: []string{"sh"}, Env: []string{"PATH=/bin", "A=flag"}, WorkingDir: "/",
 				User: "0:0", Caps: []int{0, 1, 3, 4, 5, 6, 7, 8, 10, 13, 18, 27, 29, 31}, NoNewPrivs: true, Stdin: true, TTY: true},
 		},
 		{
@@ -72,7 +72,7 @@ func TestContainerConfig(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := containerConfig(tt.c, img)
+			got, err := containerConfig(tt.c, img, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -86,7 +86,7 @@ func TestContainerConfig(t *testing.T) {
 
 func TestSysadminHasAllCapabilities(t *testing.T) {
 	c := withProfile(t, "sysadmin", spec.Container{})
-	got, err := containerConfig(c, &image.Image{})
+	got, err := containerConfig(c, &image.Image{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,7 +97,7 @@ func TestSysadminHasAllCapabilities(t *testing.T) {
 
 func TestUnknownCapability(t *testing.T) {
 	c := spec.Container{Security: spec.Security{AddCapabilities: []string{"TELEPORT"}}}
-	if _, err := containerConfig(c, &image.Image{}); !errors.Is(err, runtime.ErrInvalidSpec) {
+	if _, err := containerConfig(c, &image.Image{}, nil); !errors.Is(err, runtime.ErrInvalidSpec) {
 		t.Errorf("unknown capability: %v, want ErrInvalidSpec", err)
 	}
 }

@@ -102,13 +102,20 @@ func (e *Engine) Debug(ctx context.Context, ref target.Ref, c spec.Container, st
 	if proc.PID == 1 && !c.Security.Privileged {
 		return fmt.Errorf("%w: process 1 is the host's init: a debug container in its namespaces is one in the host's; pass --profile sysadmin to mean it", runtime.ErrInvalidSpec)
 	}
+	var env []string
+	if c.EnvFromTarget {
+		// Read on the host, before anything starts, like the files below.
+		if env, err = targetEnv(proc.PID); err != nil {
+			return fmt.Errorf("%s: %w", proc.Description, err)
+		}
+	}
 	tm.Mark("resolve")
 	img, err := images.Ensure(ctx, c.Image, pull)
 	if err != nil {
 		return fmt.Errorf("getting image %s: %w", c.Image, err)
 	}
 	tm.Mark("image")
-	cfg, err := containerConfig(c, img)
+	cfg, err := containerConfig(c, img, env)
 	if err != nil {
 		return err
 	}
@@ -153,20 +160,16 @@ func (e *Engine) resolve(ctx context.Context, ref target.Ref) (target.Process, e
 	return proc, err
 }
 
-// containerConfig translates the spec and the image config into init's
-// config.
-func containerConfig(c spec.Container, img *image.Image) (*initConfig, error) {
+// containerConfig translates the spec, the image config and the target's
+// environment (with --env-from-target) into init's config.
+func containerConfig(c spec.Container, img *image.Image, targetEnv []string) (*initConfig, error) {
 	caps, err := capabilities(c.Security)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", runtime.ErrInvalidSpec, err)
 	}
-	env := append([]string{}, img.Config.Env...)
-	for _, v := range c.Env {
-		env = append(env, v.Name+"="+v.Value)
-	}
 	cfg := &initConfig{
 		Argv:         c.Argv(img.Config.Entrypoint, img.Config.Cmd),
-		Env:          env,
+		Env:          debugEnv(targetEnv, img.Config.Env, c.Env),
 		WorkingDir:   img.Config.WorkingDir,
 		User:         img.Config.User,
 		Caps:         caps,
