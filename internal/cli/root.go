@@ -64,7 +64,7 @@ at /proc/1/root. The target keeps running; nothing is installed in it.`,
 	g.backends = newBackendSet()
 	g.backends.addFlags(runtime.VerbGlobal, root.PersistentFlags())
 	root.SetUsageTemplate(usageTemplate)
-	root.AddCommand(newDebugCmd(g), newImagesCmd(g), newGCCmd(g), newVersionCmd(g), newLsCmd(g), newAttachCmd(g), newNSCmd(g), newCpCmd(g))
+	root.AddCommand(newDebugCmd(g), newImagesCmd(g), newGCCmd(g), newVersionCmd(g), newLsCmd(g), newAttachCmd(g), newNSCmd(g), newCpCmd(g), newPortForwardCmd(g))
 	return root
 }
 

@@ -83,14 +83,31 @@ type Capturer interface {
 	Capture(ctx context.Context, t target.Ref, o CaptureOptions, w io.Writer) error
 }
 
-// PortPair maps a local port to a port on the target's loopback.
+// PortPair is one forward: a local address and port to listen on, and the
+// host and port that what arrives there is relayed to, as the target sees
+// them.
 type PortPair struct {
-	Local, Remote uint16
+	// Protocol is "tcp" (also when empty) or "udp".
+	Protocol string
+	// LocalAddr is the IP address to listen on ("": 127.0.0.1).
+	LocalAddr string
+	// Local is the local port; 0 lets the system choose a free one.
+	Local uint16
+	// RemoteHost is the IP address to reach from inside the target
+	// ("": 127.0.0.1, the target's own loopback).
+	RemoteHost string
+	// Remote is the port to reach.
+	Remote uint16
 }
 
-// Forwarder forwards local ports into a target's network namespace.
+// Forwarder forwards local ports into a target's network namespace
+// (ephem port-forward).
 type Forwarder interface {
-	// Forward listens on the local ports until ctx ends.
+	// Forward listens on every pair's local address and relays each TCP
+	// connection, or each client's UDP datagrams, to the pair's remote
+	// address as t sees it. It writes one line per forward to log once
+	// every listener is up, and one per connection that fails, and
+	// returns when ctx ends with every listener and connection closed.
 	Forward(ctx context.Context, t target.Ref, ports []PortPair, log io.Writer) error
 }
 
