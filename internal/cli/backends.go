@@ -83,6 +83,20 @@ func (s backendSet) named(name string) (backend, error) {
 	return backend{}, fmt.Errorf("%w: backend %q has no configuration", runtime.ErrUnsupported, name)
 }
 
+// forTarget parses arg as a target and returns it with its backend,
+// refusing flags of another backend.
+func (s backendSet) forTarget(arg string, fs *pflag.FlagSet) (target.Ref, backend, error) {
+	ref, err := target.Parse(arg)
+	if err != nil {
+		return target.Ref{}, backend{}, err
+	}
+	b, err := s.lookup(ref)
+	if err != nil {
+		return target.Ref{}, backend{}, err
+	}
+	return ref, b, checkOwnFlags(fs, b, ref)
+}
+
 // implied returns the target a backend's flags stand for when the command
 // line names none (-l SELECTOR).
 func (s backendSet) implied(verb string) (target.Ref, bool) {

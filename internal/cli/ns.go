@@ -71,15 +71,9 @@ func (o *NSOptions) Validate() error {
 	default:
 		return usageError("-o %q: use table or json", o.Output)
 	}
-	ref, err := target.Parse(o.TargetArg)
-	if err != nil {
-		return err
-	}
-	if o.backend, err = o.g.backends.lookup(ref); err != nil {
-		return err
-	}
-	o.target = ref
-	return checkOwnFlags(o.flags, o.backend, ref)
+	var err error
+	o.target, o.backend, err = o.g.backends.forTarget(o.TargetArg, o.flags)
+	return err
 }
 
 // Run asks the target's backend for the report and prints it.

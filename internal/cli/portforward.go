@@ -85,15 +85,9 @@ func (o *PortForwardOptions) Validate() error {
 		seen[key] = true
 		o.ports = append(o.ports, p)
 	}
-	ref, err := target.Parse(o.TargetArg)
-	if err != nil {
-		return err
-	}
-	if o.backend, err = o.g.backends.lookup(ref); err != nil {
-		return err
-	}
-	o.target = ref
-	return checkOwnFlags(o.flags, o.backend, ref)
+	var err error
+	o.target, o.backend, err = o.g.backends.forTarget(o.TargetArg, o.flags)
+	return err
 }
 
 // Run forwards through the target's backend until ctx ends.
