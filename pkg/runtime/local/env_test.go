@@ -2,9 +2,12 @@ package local
 
 import (
 	"errors"
+	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ephem-dev/ephem/pkg/image"
 	"github.com/ephem-dev/ephem/pkg/runtime"
@@ -74,6 +77,14 @@ func startWithEnv(t *testing.T, env []string) int {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	// Start returns once execve has begun; the new image's environment is
+	// in /proc a moment later (until then it reads empty).
+	environ := "/proc/" + strconv.Itoa(cmd.Process.Pid) + "/environ"
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+		if b, err := os.ReadFile(environ); err == nil && len(b) > 0 {
+			break
+		}
+	}
 	return cmd.Process.Pid
 }
 
