@@ -101,19 +101,23 @@ func (o *CpOptions) Validate() error {
 
 // splitRemote splits TARGET:PATH at the first ":/" whose left side parses
 // as a target: "pid:4242:/etc/x" and "docker://web:/var/log" both split
-// after the target, and a path may hold ":/" itself.
+// after the target, and a path may hold ":/" itself. A bare NAME ("web:/x")
+// is tried only when no prefixed form fits, so "docker" in
+// "docker://web:/x" is not taken for one.
 func splitRemote(s string) (target.Ref, string, bool) {
-	for i := 0; ; {
-		j := strings.Index(s[i:], ":/")
-		if j < 0 {
-			return target.Ref{}, "", false
+	for _, bare := range []bool{false, true} {
+		for i := 0; ; i++ {
+			j := strings.Index(s[i:], ":/")
+			if j < 0 {
+				break
+			}
+			i += j
+			if ref, err := target.Parse(s[:i]); err == nil && (ref.Scheme == target.SchemeName) == bare {
+				return ref, s[i+1:], true
+			}
 		}
-		i += j
-		if ref, err := target.Parse(s[:i]); err == nil {
-			return ref, s[i+1:], true
-		}
-		i++
 	}
+	return target.Ref{}, "", false
 }
 
 // Run copies through the target's backend; this side reads or writes the

@@ -26,6 +26,8 @@ func TestSplitRemote(t *testing.T) {
 		{"/tmp/file", "", "", false},
 		{"-", "", "", false},
 		{"pid:1:relative", "", "", false},
+		{"web:/var/log", "web", "/var/log", true},
+		{"web:/a://b", "web", "/a://b", true},
 	} {
 		ref, p, ok := splitRemote(tt.arg)
 		if ok != tt.remote || ref.Raw != tt.ref || p != tt.path {
@@ -45,7 +47,7 @@ func TestCpUsage(t *testing.T) {
 		{[]string{"cp", "pid:1:/a", ""}, "the local path is empty"},
 		{[]string{"ns"}, "ns needs one target"},
 		{[]string{"ns", "pid:1", "-o", "yaml"}, `-o "yaml": use table or json`},
-		{[]string{"ns", "nope"}, "unknown scheme"},
+		{[]string{"ns", "nope://x"}, "unknown scheme"},
 	} {
 		var out, errb bytes.Buffer
 		code := Execute(context.Background(), tt.args, Streams{In: strings.NewReader(""), Out: &out, Err: &errb})

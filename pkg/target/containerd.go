@@ -144,21 +144,9 @@ func (c *ContainerdClient) dial(ctx context.Context, _ string) (net.Conn, error)
 func (c *ContainerdClient) InitPID(ctx context.Context, ns, nameOrID string) (id string, pid int, err error) {
 	ctx, cancel := context.WithTimeout(ctx, containerdTimeout)
 	defer cancel()
-	// A socket that is missing or refuses says so at once, without gRPC's
-	// retries.
-	first, err := c.dial(ctx, "")
+	conn, err := c.connect(ctx)
 	if err != nil {
-		return "", 0, fmt.Errorf("%w: connecting to containerd at %s: %w (is containerd running? set CONTAINERD_ADDRESS)", ErrUnreachable, c.address, err)
-	}
-	c.mu.Lock()
-	c.first = first
-	c.mu.Unlock()
-	conn, err := grpc.NewClient("passthrough:///containerd",
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(c.dial))
-	if err != nil {
-		_ = first.Close()
-		return "", 0, fmt.Errorf("connecting to containerd at %s: %w", c.address, err)
+		return "", 0, err
 	}
 	defer func() { _ = conn.Close() }()
 	ctx = metadata.AppendToOutgoingContext(ctx, "containerd-namespace", ns)
@@ -185,6 +173,27 @@ func (c *ContainerdClient) InitPID(ctx context.Context, ns, nameOrID string) (id
 		return "", 0, fmt.Errorf("%w: containerd container %s/%s is not running (it has no task): start it first", ErrNotFound, ns, id)
 	}
 	return id, pid, err
+}
+
+// connect returns a gRPC connection to containerd. A socket that is
+// missing or refuses says so at once (ErrUnreachable), without gRPC's
+// retries.
+func (c *ContainerdClient) connect(ctx context.Context) (*grpc.ClientConn, error) {
+	first, err := c.dial(ctx, "")
+	if err != nil {
+		return nil, fmt.Errorf("%w: connecting to containerd at %s: %w (is containerd running? set CONTAINERD_ADDRESS)", ErrUnreachable, c.address, err)
+	}
+	c.mu.Lock()
+	c.first = first
+	c.mu.Unlock()
+	conn, err := grpc.NewClient("passthrough:///containerd",
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(c.dial))
+	if err != nil {
+		_ = first.Close()
+		return nil, fmt.Errorf("connecting to containerd at %s: %w", c.address, err)
+	}
+	return conn, nil
 }
 
 // errNoTask is taskPID's answer for a container with no task, or no

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	containers "github.com/containerd/containerd/api/services/containers/v1"
+	namespaces "github.com/containerd/containerd/api/services/namespaces/v1"
 	tasks "github.com/containerd/containerd/api/services/tasks/v1"
 	tasktypes "github.com/containerd/containerd/api/types/task"
 	"github.com/google/go-cmp/cmp"
@@ -21,8 +22,9 @@ import (
 	"github.com/ephem-dev/ephem/pkg/target"
 )
 
-// fakeContainerd serves the containers and tasks calls ephem makes, for
-// the containers of namespace "test" (any other namespace is empty).
+// fakeContainerd serves the containers, tasks and namespaces calls ephem
+// makes, for the containers of namespace "test" (any other namespace is
+// empty).
 type fakeContainerd struct {
 	containers.UnimplementedContainersServer
 	ctrs  []*containers.Container
@@ -58,6 +60,15 @@ func (f *fakeContainerd) ListStream(_ *containers.ListContainersRequest, s conta
 		}
 	}
 	return nil
+}
+
+// fakeNamespaces lists the namespaces "default" (empty) and "test".
+type fakeNamespaces struct {
+	namespaces.UnimplementedNamespacesServer
+}
+
+func (fakeNamespaces) List(context.Context, *namespaces.ListNamespacesRequest) (*namespaces.ListNamespacesResponse, error) {
+	return &namespaces.ListNamespacesResponse{Namespaces: []*namespaces.Namespace{{Name: "default"}, {Name: "test"}}}, nil
 }
 
 type fakeTasks struct {
@@ -99,6 +110,7 @@ func startFakeContainerd(t *testing.T) string {
 	srv := grpc.NewServer()
 	containers.RegisterContainersServer(srv, f)
 	tasks.RegisterTasksServer(srv, fakeTasks{f: f})
+	namespaces.RegisterNamespacesServer(srv, fakeNamespaces{})
 	go func() { _ = srv.Serve(l) }()
 	t.Cleanup(srv.Stop)
 	return sock

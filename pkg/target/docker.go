@@ -56,28 +56,16 @@ type dockerInspect struct {
 
 // InitPID returns the host PID of the named container's init process.
 func (c *DockerClient) InitPID(ctx context.Context, nameOrID string) (int, error) {
-	if !strings.HasPrefix(c.host, "unix://") && !strings.HasPrefix(c.host, "tcp://") {
-		return 0, fmt.Errorf("%w: DOCKER_HOST=%q: only unix:// and tcp:// are supported", ErrInvalid, c.host)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+"/containers/"+url.PathEscape(nameOrID)+"/json", nil)
+	code, body, err := c.get(ctx, "/containers/"+url.PathEscape(nameOrID)+"/json")
 	if err != nil {
-		return 0, fmt.Errorf("building docker request: %w", err)
+		return 0, err
 	}
-	resp, err := c.http.Do(req)
-	if err != nil {
-		return 0, fmt.Errorf("%w: connecting to docker at %s: %w (is dockerd running? set DOCKER_HOST)", ErrUnreachable, c.host, unwrapURL(err))
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	if err != nil {
-		return 0, fmt.Errorf("%w: reading docker's answer: %w", ErrUnreachable, err)
-	}
-	switch resp.StatusCode {
+	switch code {
 	case http.StatusOK:
 	case http.StatusNotFound:
 		return 0, fmt.Errorf("%w: docker has no container %q: list them with docker ps", ErrNotFound, nameOrID)
 	default:
-		return 0, fmt.Errorf("%w: docker answered %s: %s", ErrUnreachable, resp.Status, strings.TrimSpace(string(body)))
+		return 0, dockerStatusError(code, body)
 	}
 	var in dockerInspect
 	if err := json.Unmarshal(body, &in); err != nil {
@@ -87,6 +75,36 @@ func (c *DockerClient) InitPID(ctx context.Context, nameOrID string) (int, error
 		return 0, fmt.Errorf("%w: docker container %q is %s, not running: start it first", ErrNotFound, nameOrID, in.State.Status)
 	}
 	return in.State.Pid, nil
+}
+
+// maxDockerAnswer bounds what ephem reads of one answer of the daemon.
+const maxDockerAnswer = 32 << 20
+
+// get sends GET path to the daemon and returns the status code and body.
+// A daemon that cannot be reached is ErrUnreachable.
+func (c *DockerClient) get(ctx context.Context, path string) (int, []byte, error) {
+	if !strings.HasPrefix(c.host, "unix://") && !strings.HasPrefix(c.host, "tcp://") {
+		return 0, nil, fmt.Errorf("%w: DOCKER_HOST=%q: only unix:// and tcp:// are supported", ErrInvalid, c.host)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base+path, nil)
+	if err != nil {
+		return 0, nil, fmt.Errorf("building docker request: %w", err)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, nil, fmt.Errorf("%w: connecting to docker at %s: %w (is dockerd running? set DOCKER_HOST)", ErrUnreachable, c.host, unwrapURL(err))
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxDockerAnswer))
+	if err != nil {
+		return 0, nil, fmt.Errorf("%w: reading docker's answer: %w", ErrUnreachable, err)
+	}
+	return resp.StatusCode, body, nil
+}
+
+// dockerStatusError is the error of an answer ephem did not expect.
+func dockerStatusError(code int, body []byte) error {
+	return fmt.Errorf("%w: docker answered %d %s: %s", ErrUnreachable, code, http.StatusText(code), strings.TrimSpace(string(body)))
 }
 
 func unwrapURL(err error) error {

@@ -57,10 +57,14 @@ func (r Ref) PID() int {
 func (r Ref) String() string { return r.Raw }
 
 // Form names the reference's form for messages: its scheme's first prefix
-// ("docker://", "pod/"), or the scheme's name.
+// ("docker://", "pod/"), else its example ("NAME"), else the scheme's name.
 func (r Ref) Form() string {
-	if sc, ok := Lookup(r.Scheme); ok && len(sc.Prefixes) > 0 {
+	sc, ok := Lookup(r.Scheme)
+	switch {
+	case ok && len(sc.Prefixes) > 0 && sc.Prefixes[0] != "":
 		return sc.Prefixes[0]
+	case ok && sc.Example != "":
+		return sc.Example
 	}
 	return r.Scheme
 }
@@ -72,7 +76,9 @@ type Scheme struct {
 	// Name is the value Parse puts in Ref.Scheme.
 	Name string
 	// Prefixes introduce the form ("pod/", "pods/", "po/"); the first is
-	// the canonical one.
+	// the canonical one. The empty prefix makes a catch-all row: Parse
+	// tries it only after every prefixed row, and only for a reference
+	// with no ':' or '/' (a bare NAME).
 	Prefixes []string
 	// Example is shown in errors and help ("pod/NAME[/CONTAINER]").
 	Example string
@@ -126,7 +132,8 @@ func Lookup(name string) (Scheme, bool) {
 // maxRef bounds a target reference (a pod name is at most 253 bytes).
 const maxRef = 1024
 
-// Parse parses a target reference.
+// Parse parses a target reference: by the row whose prefix it begins
+// with, else (a bare word with no ':' or '/') by a catch-all row.
 func Parse(s string) (Ref, error) {
 	if s == "" {
 		return Ref{}, fmt.Errorf("%w: empty target: use %s", ErrInvalid, Supported())
@@ -137,36 +144,66 @@ func Parse(s string) (Ref, error) {
 	mu.RLock()
 	rows := schemes
 	mu.RUnlock()
-	for _, sc := range rows {
-		for _, p := range sc.Prefixes {
-			rest, ok := strings.CutPrefix(s, p)
-			if !ok {
-				continue
-			}
-			r := Ref{Scheme: sc.Name, Raw: s}
-			if err := sc.Parse(&r, rest); err != nil {
-				return Ref{}, fmt.Errorf("%w %q: %w (expected %s)", ErrInvalid, s, err, sc.Example)
-			}
-			return r, nil
-		}
+	if r, ok, err := parseRows(s, rows, false); ok {
+		return r, err
 	}
 	if n, err := strconv.Atoi(s); err == nil && n > 0 {
 		return Ref{}, fmt.Errorf("%w %q: write a process as pid:%d", ErrInvalid, s, n)
 	}
+	if !strings.ContainsAny(s, ":/") {
+		if r, ok, err := parseRows(s, rows, true); ok {
+			return r, err
+		}
+	}
 	return Ref{}, fmt.Errorf("%w %q: unknown scheme; supported: %s", ErrInvalid, s, Supported())
 }
 
-// Supported lists the supported reference forms, for errors and help.
+// parseRows parses s by the first of rows with a prefix s begins with:
+// non-empty prefixes, or (catchAll) the empty one. The bool says a row
+// took s.
+func parseRows(s string, rows []Scheme, catchAll bool) (Ref, bool, error) {
+	for _, sc := range rows {
+		for _, p := range sc.Prefixes {
+			rest, has := strings.CutPrefix(s, p)
+			if !has || (p == "") != catchAll {
+				continue
+			}
+			r := Ref{Scheme: sc.Name, Raw: s}
+			if err := sc.Parse(&r, rest); err != nil {
+				return Ref{}, true, fmt.Errorf("%w %q: %w (expected %s)", ErrInvalid, s, err, sc.Example)
+			}
+			return r, true, nil
+		}
+	}
+	return Ref{}, false, nil
+}
+
+// Supported lists the supported reference forms, for errors and help:
+// the prefixed forms, then the catch-all ones (tried last).
 func Supported() string {
 	mu.RLock()
 	defer mu.RUnlock()
-	ex := make([]string, 0, len(schemes))
+	var ex, last []string
 	for _, sc := range schemes {
-		if !sc.Hidden && sc.Example != "" {
+		switch {
+		case sc.Hidden || sc.Example == "":
+		case isCatchAll(sc):
+			last = append(last, sc.Example)
+		default:
 			ex = append(ex, sc.Example)
 		}
 	}
-	return strings.Join(ex, ", ")
+	return strings.Join(append(ex, last...), ", ")
+}
+
+// isCatchAll reports whether sc has the empty prefix.
+func isCatchAll(sc Scheme) bool {
+	for _, p := range sc.Prefixes {
+		if p == "" {
+			return true
+		}
+	}
+	return false
 }
 
 // Resolve returns the host process r names, by its scheme's row.

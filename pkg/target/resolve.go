@@ -18,6 +18,9 @@ type Process struct {
 	// ViaProc says the runtime did not answer and the process was found
 	// from /proc by the container's ID.
 	ViaProc bool
+	// Chosen is the full reference a bare NAME was found to mean
+	// ("docker://web"), for the log; empty for any other reference.
+	Chosen string
 }
 
 // ResolvePID resolves "pid:N": the process itself, if it is a live

@@ -150,10 +150,14 @@ func (e *Engine) Debug(ctx context.Context, ref target.Ref, c spec.Container, st
 	return err
 }
 
-// resolve finds the host process ref names, saying on the log when the
-// runtime did not answer and /proc served instead.
+// resolve finds the host process ref names, saying on the log which
+// container a bare NAME was found to be, and when the runtime did not
+// answer and /proc served instead.
 func (e *Engine) resolve(ctx context.Context, ref target.Ref) (target.Process, error) {
 	proc, err := target.Resolve(ctx, ref)
+	if err == nil && proc.Chosen != "" {
+		fmt.Fprintf(e.opts.Log, "ephem: %q is %s, its only match on this host\n", ref.Raw, proc.Chosen)
+	}
 	if err == nil && proc.ViaProc {
 		fmt.Fprintf(e.opts.Log, "ephem: the runtime did not answer: using %s, pid %d\n", proc.Description, proc.PID)
 	}

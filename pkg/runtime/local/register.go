@@ -7,7 +7,8 @@ import (
 )
 
 // Registration returns the local engine's entry in the registry: host
-// processes by PID, Docker and containerd containers, and this host's sessions (what
+// processes by PID, Docker and containerd containers (also by a bare NAME,
+// looked up in every runtime on this host), and this host's sessions (what
 // ephem attach ID names). It is the default backend of commands that name
 // no target.
 func Registration() runtime.Registration {
@@ -23,6 +24,9 @@ func Registration() runtime.Registration {
 				Parse: target.ParseContainerd, Resolve: target.ResolveContainerd},
 			{Name: target.SchemeSession, Prefixes: []string{"session:"}, Example: "session:ID", Hidden: true,
 				Parse: target.ParseContainer},
+			// The empty prefix: tried after every other form, Kubernetes' too.
+			{Name: target.SchemeName, Prefixes: []string{""}, Example: "NAME",
+				Parse: target.ParseName, Resolve: target.ResolveName},
 		},
 		NewConfig: func() runtime.Config { return config{} },
 	}
