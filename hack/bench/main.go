@@ -153,19 +153,12 @@ func setUp(ctx context.Context, o options, stderr io.Writer) (env *benchEnv, cle
 
 	logf(stderr, "building images (cached in %s)", testimages.DefaultCacheDir())
 	cacheDir := testimages.DefaultCacheDir()
-	busybox, err := testimages.Busybox(ctx, cacheDir)
-	if err != nil {
-		return nil, cleanup, err
-	}
-	addr, stopRegistry, err := testimages.StartRegistry(ctx, filepath.Join(work, "registry"))
+	small, addr, stopRegistry, err := testimages.ServeBusybox(ctx, filepath.Join(work, "registry"))
 	if err != nil {
 		return nil, cleanup, err
 	}
 	undo = append(undo, func() { _ = stopRegistry() })
-	env.small = testimages.Ref(addr, "busybox")
-	if err := testimages.Push(ctx, busybox, env.small); err != nil {
-		return nil, cleanup, err
-	}
+	env.small = small
 	if o.largeMB > 0 {
 		logf(stderr, "building and pushing the %d MiB image", o.largeMB)
 		large, err := testimages.Large(ctx, cacheDir, o.largeMB)

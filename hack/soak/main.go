@@ -119,19 +119,12 @@ func setUp(ctx context.Context, o options, stderr io.Writer) (env *soakEnv, clea
 			return nil, cleanup, fmt.Errorf("building ephem (run from the repository root): %w: %s", err, out)
 		}
 	}
-	busybox, err := testimages.Busybox(ctx, testimages.DefaultCacheDir())
-	if err != nil {
-		return nil, cleanup, err
-	}
-	addr, stopRegistry, err := testimages.StartRegistry(ctx, filepath.Join(work, "registry"))
+	image, _, stopRegistry, err := testimages.ServeBusybox(ctx, filepath.Join(work, "registry"))
 	if err != nil {
 		return nil, cleanup, err
 	}
 	undo = append(undo, func() { _ = stopRegistry() })
-	env.image = testimages.Ref(addr, "busybox")
-	if err := testimages.Push(ctx, busybox, env.image); err != nil {
-		return nil, cleanup, err
-	}
+	env.image = image
 	www := filepath.Join(work, "www")
 	if err := os.MkdirAll(www, 0o755); err != nil {
 		return nil, cleanup, err

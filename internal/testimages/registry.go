@@ -199,3 +199,24 @@ func WriteDockerTarball(path, tag string, img v1.Image) (err error) {
 	}
 	return nil
 }
+
+// ServeBusybox starts a registry on 127.0.0.1 with its storage in dir and
+// pushes the busybox test image (built or taken from the default cache)
+// to it. It returns the image's reference, the registry's address and a
+// function that stops the registry.
+func ServeBusybox(ctx context.Context, dir string) (ref, addr string, stop func() error, err error) {
+	img, err := Busybox(ctx, DefaultCacheDir())
+	if err != nil {
+		return "", "", nil, err
+	}
+	addr, stop, err = StartRegistry(ctx, dir)
+	if err != nil {
+		return "", "", nil, err
+	}
+	ref = Ref(addr, "busybox")
+	if err := Push(ctx, img, ref); err != nil {
+		_ = stop()
+		return "", "", nil, err
+	}
+	return ref, addr, stop, nil
+}
