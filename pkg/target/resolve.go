@@ -21,6 +21,25 @@ type Process struct {
 	// Chosen is the full reference a bare NAME was found to mean
 	// ("docker://web"), for the log; empty for any other reference.
 	Chosen string
+	// Stopped is set, and PID is 0, when the target runs nothing to join:
+	// a container that is not running, or an image. The debug container
+	// then gets fresh namespaces and this filesystem read-only at /target.
+	Stopped *Filesystem
+}
+
+// Filesystem is the filesystem of a target that runs nothing: a stopped
+// container's layers, or an image the engine pulls.
+type Filesystem struct {
+	// Layers are directories stacked read-only (overlayfs lowerdirs), the
+	// topmost first: for a container, its writable layer, then its
+	// image's layers. Empty when Image is set.
+	Layers []string
+	// Image is an image reference (anything --image accepts) whose layers
+	// the engine pulls and stacks, for image://REF targets.
+	Image string
+	// State says why nothing runs, for the notice on stderr
+	// ("exited with code 3 at 2026-12-02T16:20:01Z").
+	State string
 }
 
 // ResolvePID resolves "pid:N": the process itself, if it is a live
