@@ -11,11 +11,14 @@
 #   lint     golangci-lint (version pinned below, built once from the Go
 #            module proxy into /var/cache/ephem/bin) with .golangci.yml: errcheck, errorlint, staticcheck,
 #            revive, gosec, misspell, gofmt, goimports
+#   crio     builds CRI-O and crictl once into /var/cache/ephem/crio (hack/crio.sh)
 #   test     go test ./... -count=1: unit tests and the local engine's
 #            end-to-end tests (test/e2e/local: real processes, a real dockerd
 #            from hack/dockerd.sh, a real registry on 127.0.0.1)
 #   soak     hack/soak, short: 100 local sessions, 10 killed with SIGKILL,
 #            against a target under load; nothing may be left behind
+#   release  hack/release.sh --check: static amd64 and arm64 builds, tarballs,
+#            the krew manifest (krew's validation); runs the amd64 binary
 #   kube     .ci/kube.sh: a real single-node Kubernetes cluster and the
 #            e2e_kube tests (the first run builds Kubernetes: ~20 minutes)
 # Exits non-zero when any step failed. Always stops the test Docker daemon if
@@ -33,7 +36,7 @@ for arg in "$@"; do
 	case $arg in
 	--quick) QUICK=1 ;;
 	-h | --help)
-		sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '2,/^set /{/^#/p}' "$0" | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	*)
@@ -44,7 +47,8 @@ for arg in "$@"; do
 done
 
 PACKAGES=(docker.io docker-registry busybox-static mmdebstrap etcd-server containerd runc
-	containernetworking-plugins iproute2 iptables openssl util-linux gcc libc6-dev)
+	containernetworking-plugins iproute2 iptables openssl util-linux gcc libc6-dev libpcap0.8 tcpdump
+	podman uidmap conmon asciinema gcc-aarch64-linux-gnu libc6-dev-arm64-cross file)
 
 declare -a SUMMARY=()
 FAILED=0
@@ -133,7 +137,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-[ "$(id -u)" -eq 0 ] || { echo "test.sh: needs root (the end-to-end tests start containers): sudo $0" >&2; exit 77; }
+[ "$(id -u)" -eq 0 ] || { echo "test.sh: needs root (the end-to-end tests start containers): run it as root" >&2; exit 77; }
 command -v go >/dev/null || { echo "test.sh: Go is not installed (expected in /usr/local/go)" >&2; exit 69; }
 echo "test.sh: $(go version), $(uname -sr), CI=${CI:-}"
 
@@ -165,8 +169,11 @@ run_lint() {
 step gofmt check_gofmt
 step vet go vet ./...
 step lint run_lint
+# CRI-O (for cri:// tests) is built from the module proxy once and cached.
+step crio hack/crio.sh build
 step test go test ./... -count=1 -timeout 30m
 step soak go run ./hack/soak -sessions 100 -kill-every 10 -cold-every 25
+step release hack/release.sh --check
 if [ "$QUICK" -eq 1 ]; then
 	SUMMARY+=("$(printf '%-6s SKIP  (--quick)' kube)")
 else

@@ -119,6 +119,8 @@ type benchEnv struct {
 	dockerHost string // "" to skip docker
 	dockerCtr  string // docker's target container
 	dockerImg  string // busybox tag in docker
+	// extra are other runtimes' cases (podman.go, cri.go).
+	extra []benchCase
 }
 
 func logf(w io.Writer, format string, args ...any) {
@@ -178,6 +180,12 @@ func setUp(ctx context.Context, o options, stderr io.Writer) (env *benchEnv, cle
 	undo = append(undo, tg.Stop)
 	env.pid = tg.PID
 	logf(stderr, "target: pid %d (sleep infinity in its own namespaces)", env.pid)
+	if err := env.setUpPodman(ctx, &undo, stderr); err != nil {
+		return nil, cleanup, err
+	}
+	if err := env.setUpCRI(ctx, &undo, stderr); err != nil {
+		return nil, cleanup, err
+	}
 
 	if o.docker {
 		if err := env.setUpDocker(ctx, work, &undo, stderr); err != nil {
@@ -271,6 +279,7 @@ func (env *benchEnv) cases(o options) []benchCase {
 			what: fmt.Sprintf("ephem debug -q pid:PID --image large-%dmb -- true", o.largeMB), env: ephemEnv,
 			argv: []string{env.ephem, "debug", "-q", "pid:" + pid, "--image", env.large, "--", "true"}})
 	}
+	cs = append(cs, env.extra...)
 	if env.dockerHost != "" {
 		cs = append(cs, benchCase{name: caseDocker,
 			what: "docker run --rm --network container:X --pid container:X busybox true",

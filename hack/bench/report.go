@@ -71,6 +71,8 @@ func (r report) targets(st map[string]stats) []target {
 		ts = append(ts, target{what: fmt.Sprintf("ephem %d MiB image / busybox", r.opts.largeMB), ratio: x,
 			goal: "≤ 1.10× (within 10%)", passed: x <= 1.10})
 	}
+	ts = append(ts, podmanTargets(st)...)
+	ts = append(ts, criTargets(st)...)
 	if x, ok := ratio(caseEphem, caseEphemBase); ok {
 		ts = append(ts, target{what: "ephem / ephem-base", ratio: x, goal: "(a comparison, no goal)", info: true})
 	}

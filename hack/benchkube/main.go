@@ -7,6 +7,12 @@
 // the issue sets a target for (ephem <= 0.8x kubectl debug).
 //
 //	go run ./hack/benchkube -runs 10
+//
+// With -mode transfer it measures moving 200 MB instead (transfer.go):
+// ephem port-forward vs kubectl port-forward, and ephem cp vs kubectl exec
+// tar.
+//
+//	go run ./hack/benchkube -mode transfer -runs 5
 package main
 
 import (
@@ -49,11 +55,17 @@ type bench struct {
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("benchkube", flag.ContinueOnError)
-	runs := fs.Int("runs", 10, "timed runs per case (at least 10)")
+	runs := fs.Int("runs", 10, "timed runs per case (at least 10; 5 with -mode transfer)")
+	mode := fs.String("mode", "debug", "debug: ephem debug vs kubectl debug; transfer: 200 MB through port-forward and cp")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *runs < 10 {
+	switch {
+	case *mode != "debug" && *mode != "transfer":
+		return fmt.Errorf("-mode %q: debug or transfer", *mode)
+	case *mode == "transfer" && *runs < 5:
+		return fmt.Errorf("-runs %d: at least 5", *runs)
+	case *mode == "debug" && *runs < 10:
 		return fmt.Errorf("-runs %d: at least 10", *runs)
 	}
 	c, err := kube.Load(kube.Dir())
@@ -76,6 +88,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer func() {
 		_ = c.Client.CoreV1().Namespaces().Delete(context.Background(), b.ns, metav1.DeleteOptions{})
 	}()
+	if *mode == "transfer" {
+		return runTransfer(ctx, b, *runs, stdout, stderr)
+	}
 	w, err := c.DeployDistroless(ctx, b.ns, "py-serv")
 	if err != nil {
 		return err

@@ -1,6 +1,9 @@
 package cli
 
 import (
+	"context"
+	"strings"
+
 	"github.com/ephem-dev/ephem/pkg/image"
 	"github.com/ephem-dev/ephem/pkg/runtime"
 	"github.com/ephem-dev/ephem/pkg/target"
@@ -10,6 +13,7 @@ import (
 func newAttachCmd(g *GlobalOptions) *cobra.Command {
 	var tty bool
 	var detachKeys string
+	var rec recordFlags
 	cmd := &cobra.Command{
 		Use:   "attach ID",
 		Short: "Reattach to a debug session, as ephem ls lists it (one that ended shows its output and exit code)",
@@ -34,14 +38,22 @@ Kubernetes debug container as pod/NAME/CONTAINER. ephem ls lists both.`,
 		if err := checkOwnFlags(cmd.Flags(), b, ref); err != nil {
 			return err
 		}
-		a, err := capability[runtime.Attacher](g, b, ref, "attach", keys, image.PullOptions{})
-		if err != nil {
+		useTTY := tty || g.Streams.IsTerminal()
+		if err := rec.check(useTTY); err != nil {
 			return err
 		}
-		return a.Attach(cmd.Context(), ref, tty || g.Streams.IsTerminal(), g.Streams)
+		info := sessionInfo{verb: "attach", backend: strings.ToLower(b.reg.Name), target: ref.String(), tty: useTTY, record: rec}
+		return g.runSession(cmd.Context(), info, func(ctx context.Context, s Streams) error {
+			a, err := capability[runtime.Attacher](g, b, ref, "attach", keys, image.PullOptions{})
+			if err != nil {
+				return err
+			}
+			return a.Attach(ctx, ref, useTTY, s)
+		})
 	}
 	cmd.Flags().BoolVarP(&tty, "tty", "t", false, "use a terminal (default: when standard input is one)")
 	cmd.Flags().StringVar(&detachKeys, "detach-keys", "ctrl-p,ctrl-q", "key sequence that detaches")
+	rec.addFlags(cmd.Flags())
 	g.backends.addFlags(runtime.VerbAttach, cmd.Flags())
 	return cmd
 }

@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -46,8 +47,11 @@ func TestCpUsage(t *testing.T) {
 		{[]string{"cp", "pid:1:/a", "docker://x:/b"}, "one side of cp is a local path"},
 		{[]string{"cp", "pid:1:/a", ""}, "the local path is empty"},
 		{[]string{"ns"}, "ns needs one target"},
-		{[]string{"ns", "pid:1", "-o", "yaml"}, `-o "yaml": use table or json`},
+		{[]string{"ns", "pid:1", "-o", "xml"}, `-o "xml": use table, json, yaml`},
 		{[]string{"ns", "nope://x"}, "unknown scheme"},
+		{[]string{"cp", "-c", "web", "pid:1:/a", "b"}, "-c names a container of a pod: pid:1 is not a pod"},
+		{[]string{"cp", "-c", "web", "node/n1:/a", "b"}, "is not a pod or workload"},
+		{[]string{"cp", "-c", "web", "pod/p/app:/a", "b"}, "pod/p/app names container app but -c says web"},
 	} {
 		var out, errb bytes.Buffer
 		code := Execute(context.Background(), tt.args, Streams{In: strings.NewReader(""), Out: &out, Err: &errb})
@@ -136,5 +140,43 @@ func TestExtractRefuses(t *testing.T) {
 func TestInode(t *testing.T) {
 	if got := inode("net:[4026531840]"); got != "4026531840" {
 		t.Errorf("inode = %q", got)
+	}
+}
+
+// TestCpContainer: -c sets the container of a pod or workload target.
+func TestCpContainer(t *testing.T) {
+	for _, arg := range []string{"pod/p:/a", "deploy/web:/a", "pod/p/app:/a"} {
+		o := &CpOptions{Container: "app"}
+		o.target, _, _ = splitRemote(arg)
+		if err := o.setContainer(); err != nil || o.target.Container != "app" {
+			t.Errorf("-c app %s: container %q, %v", arg, o.target.Container, err)
+		}
+	}
+}
+
+// TestProgress: no line off a terminal; the wrappers count what passes.
+func TestProgress(t *testing.T) {
+	var buf bytes.Buffer
+	if p := startProgress(&buf); p != nil {
+		t.Fatal("progress on a buffer, want none off a terminal")
+	}
+	p := &progress{w: &buf, start: time.Now().Add(-2 * time.Second), stop: make(chan struct{}), done: make(chan struct{})}
+	go p.run()
+	var sink bytes.Buffer
+	if _, err := io.Copy(p.writer(&sink), p.reader(strings.NewReader(strings.Repeat("x", 3000)))); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * progressEvery)
+	p.finish()
+	if n := p.n.Load(); n != 6000 {
+		t.Errorf("counted %d bytes, want 6000 (read and written)", n)
+	}
+	if s := buf.String(); !strings.Contains(s, "\r6.0 kB copied") || !strings.HasSuffix(s, "\n") {
+		t.Errorf("progress line %q", s)
+	}
+	var nilp *progress
+	nilp.finish()
+	if r := strings.NewReader(""); nilp.reader(r) != r {
+		t.Error("a nil progress must pass the reader through")
 	}
 }

@@ -43,6 +43,7 @@ type DebugOptions struct {
 	Insecure      []string
 	DetachKeys    string
 	Command       []string
+	Record        recordFlags
 
 	flags     *pflag.FlagSet
 	implied   *target.Ref // the target a backend's flags stand for (-l)
@@ -63,6 +64,9 @@ func newDebugCmd(g *GlobalOptions) *cobra.Command {
   ephem debug docker://web -it --image nicolaka/netshoot
   ephem debug docker://web -- ls /proc/1/root/etc
   ephem debug containerd://k8s.io/3f2a9c -it --image busybox
+  ephem debug podman://alice/web -- wget -qO- localhost:80       # alice's rootless podman container (as root)
+  ephem debug docker://crashed -- cat /target/var/log/app.log     # a stopped container: read-only at /target
+  ephem debug image://registry.example/app:v2 -- ls /target/etc   # an image: read-only at /target
   ephem debug pod/web --target app --profile netadmin --image toolbox -- tcpdump -i any -c 5`,
 		Long: `Start a debug container in a target's namespaces.
 
@@ -96,6 +100,7 @@ Exit codes: the command's own; ephem's failures use 64-78 (see docs/exit-codes.m
 	f.StringArrayVar(&o.Insecure, "insecure-registry", nil, "allow plain HTTP to this registry host (repeatable; loopback always is)")
 	f.BoolVarP(&o.Quiet, "quiet", "q", false, "print no pull progress")
 	f.StringVar(&o.DetachKeys, "detach-keys", "ctrl-p,ctrl-q", "key sequence that detaches from a terminal session")
+	o.Record.addFlags(f)
 	o.flags = f
 	g.backends.addFlags(runtime.VerbDebug, f)
 	return cmd
@@ -148,6 +153,9 @@ func (o *DebugOptions) Validate() error {
 		return err
 	}
 	o.target = ref
+	if o.Image, err = o.g.configImage(o.flags, o.backend.reg.Name, o.Image); err != nil {
+		return err
+	}
 	switch spec.PullPolicy(o.Pull) {
 	case spec.PullAlways, spec.PullMissing, spec.PullNever:
 	default:
@@ -172,6 +180,9 @@ func (o *DebugOptions) Validate() error {
 	}
 	if o.TTY && !o.Stdin {
 		return usageError("-t needs -i: use -it for an interactive terminal")
+	}
+	if err := o.Record.check(o.TTY); err != nil {
+		return err
 	}
 	if o.WorkingDir != "" && !path.IsAbs(o.WorkingDir) {
 		return usageError("--workdir %q: give an absolute path inside the image, such as /tmp", o.WorkingDir)
@@ -236,11 +247,15 @@ func (o *DebugOptions) Run(ctx context.Context) error {
 	if !o.Quiet {
 		pull.Progress, pull.TTY = o.g.Streams.Err, o.g.Streams.ErrIsTerminal()
 	}
-	d, err := capability[runtime.Debugger](o.g, o.backend, o.target, "debug", o.detach, pull)
-	if err != nil {
-		return err
-	}
-	return d.Debug(ctx, o.target, o.container, o.g.Streams)
+	info := sessionInfo{verb: "debug", backend: strings.ToLower(o.backend.reg.Name), target: o.target.String(), image: o.Image,
+		profile: o.Profile, command: o.Command, tty: o.container.TTY, record: o.Record}
+	return o.g.runSession(ctx, info, func(ctx context.Context, s Streams) error {
+		d, err := capability[runtime.Debugger](o.g, o.backend, o.target, "debug", o.detach, pull)
+		if err != nil {
+			return err
+		}
+		return d.Debug(ctx, o.target, o.container, s)
+	})
 }
 
 // parseDetachKeys parses Docker's detach-key syntax: "ctrl-p,ctrl-q", "a".

@@ -81,7 +81,7 @@ func exitCodeFor(err error) int {
 		return ExitTimeout
 	case errors.Is(err, runtime.ErrTargetGone):
 		return ExitTargetGone
-	case errors.Is(err, runtime.ErrPermission), errors.Is(err, image.ErrAuth):
+	case errors.Is(err, runtime.ErrPermission), errors.Is(err, target.ErrPermission), errors.Is(err, image.ErrAuth):
 		return ExitPermission
 	case errors.Is(err, runtime.ErrBusy):
 		return ExitBusy

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -19,14 +18,17 @@ func newImagesCmd(g *GlobalOptions) *cobra.Command {
 		Use:   "images",
 		Short: "List and remove cached tool images",
 		Long: `ephem keeps pulled tool images unpacked in a cache (--cache-dir, default
-/var/lib/ephem) so that later runs start without pulling. These commands
+/var/lib/ephem as root, else $XDG_CACHE_HOME/ephem or ~/.cache/ephem) so that
+later runs start without pulling. These commands
 list the cached references, forget some, and free the disk space of layers
 no reference uses. Without a subcommand, it lists the cache like "ls".`,
 		Args: noArgs,
 	}
 	var digestsOnly bool
-	cmd.RunE = listRun(g, &digestsOnly)
+	var out outputOptions
+	cmd.RunE = listRun(g, &digestsOnly, &out)
 	cmd.Flags().BoolVarP(&digestsOnly, "quiet", "q", false, "print only the digests, one per line")
+	addOutputFlags(cmd, &out, formatTable, formatWide, formatJSON, formatYAML)
 	cmd.AddCommand(newImagesLsCmd(g), newImagesRmCmd(g), newImagesPruneCmd(g))
 	return cmd
 }
@@ -42,6 +44,7 @@ func openStore(g *GlobalOptions) (*image.Store, error) {
 
 func newImagesLsCmd(g *GlobalOptions) *cobra.Command {
 	var digestsOnly bool
+	var out outputOptions
 	cmd := &cobra.Command{
 		Use:     "ls",
 		Aliases: []string{"list"},
@@ -50,16 +53,20 @@ func newImagesLsCmd(g *GlobalOptions) *cobra.Command {
 size of its layers (shared layers count in every image), and when a run last
 used it. References pulled for another platform than this host's show it.`,
 		Args: noArgs,
-		RunE: listRun(g, &digestsOnly),
+		RunE: listRun(g, &digestsOnly, &out),
 	}
 	cmd.Flags().BoolVarP(&digestsOnly, "quiet", "q", false, "print only the digests, one per line")
+	addOutputFlags(cmd, &out, formatTable, formatWide, formatJSON, formatYAML)
 	return cmd
 }
 
-// listRun returns the action of "images ls": the table, or with
-// *digestsOnly the digests alone.
-func listRun(g *GlobalOptions, digestsOnly *bool) func(*cobra.Command, []string) error {
+// listRun returns the action of "images ls": the table (or what -o
+// asks), or with *digestsOnly the digests alone.
+func listRun(g *GlobalOptions, digestsOnly *bool, out *outputOptions) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, _ []string) error {
+		if err := out.validate(); err != nil {
+			return err
+		}
 		s, err := openStore(g)
 		if err != nil {
 			return err
@@ -72,7 +79,7 @@ func listRun(g *GlobalOptions, digestsOnly *bool) func(*cobra.Command, []string)
 		if *digestsOnly {
 			return printDigests(g.Streams.Out, es)
 		}
-		return printImages(g.Streams.Out, es, time.Now())
+		return printImages(g.Streams.Out, *out, es, time.Now())
 	}
 }
 
@@ -92,20 +99,51 @@ func printDigests(w io.Writer, es []image.Entry) error {
 	return nil
 }
 
-// printImages prints es as a table.
-func printImages(w io.Writer, es []image.Entry, now time.Time) error {
+// imageOutput is one cached image as images ls -o json|yaml prints it; its
+// field names are stable (docs/output.md).
+type imageOutput struct {
+	Reference string     `json:"reference"`
+	Platform  string     `json:"platform,omitempty"`
+	Digest    string     `json:"digest"`
+	Size      int64      `json:"size"`
+	LastUsed  *time.Time `json:"lastUsed,omitempty"`
+}
+
+// printImages prints es as o asks: a table (wide: with the platform and
+// the full digest), or a list of objects.
+func printImages(w io.Writer, o outputOptions, es []image.Entry, now time.Time) error {
+	if o.structured() {
+		list := make([]imageOutput, 0, len(es))
+		for _, e := range es {
+			item := imageOutput{Reference: e.Ref, Platform: e.Platform, Digest: e.Digest.String(), Size: e.Size}
+			if !e.LastUsed.IsZero() {
+				t := e.LastUsed.UTC()
+				item.LastUsed = &t
+			}
+			list = append(list, item)
+		}
+		return printObject(w, o.Format, list)
+	}
 	host := image.HostPlatform()
 	hostStr := host.OS + "/" + host.Architecture
-	tw := tabwriter.NewWriter(w, 0, 8, 3, ' ', 0)
-	_, _ = fmt.Fprintln(tw, "REFERENCE\tDIGEST\tSIZE\tLAST USED")
+	wide := o.Format == formatWide
+	header := []string{"REFERENCE", "DIGEST", "SIZE", "LAST USED"}
+	if wide {
+		header = []string{"REFERENCE", "PLATFORM", "DIGEST", "SIZE", "LAST USED"}
+	}
+	rows := make([][]string, 0, len(es))
 	for _, e := range es {
+		if wide {
+			rows = append(rows, []string{e.Ref, e.Platform, e.Digest.String(), humanBytes(e.Size), ago(now, e.LastUsed)})
+			continue
+		}
 		ref := e.Ref
 		if e.Platform != "" && !strings.HasPrefix(e.Platform+"/", hostStr+"/") {
 			ref += " (" + e.Platform + ")"
 		}
-		_, _ = fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", ref, shortHex(e.Digest.Hex), humanBytes(e.Size), ago(now, e.LastUsed))
+		rows = append(rows, []string{ref, shortHex(e.Digest.Hex), humanBytes(e.Size), ago(now, e.LastUsed)})
 	}
-	return tw.Flush()
+	return printTable(w, header, rows, o.NoHeaders)
 }
 
 func newImagesRmCmd(g *GlobalOptions) *cobra.Command {

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/ephem-dev/ephem/pkg/image"
@@ -24,7 +23,11 @@ func newLsCmd(g *GlobalOptions) *cobra.Command {
 target, state, age and exit code. The ID column is what ephem attach takes.`,
 		Args: cobra.MaximumNArgs(1),
 	}
+	var out outputOptions
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		if err := out.validate(); err != nil {
+			return err
+		}
 		ref, b, err := g.targetOrDefault(cmd, runtime.VerbList, args)
 		if err != nil {
 			return err
@@ -37,8 +40,9 @@ target, state, age and exit code. The ID column is what ephem attach takes.`,
 		if err != nil {
 			return err
 		}
-		return printSessions(g.Streams.Out, sessions, time.Now())
+		return printSessions(g.Streams.Out, out, sessions, time.Now())
 	}
+	addOutputFlags(cmd, &out, formatTable, formatWide, formatJSON, formatYAML)
 	g.backends.addFlags(runtime.VerbList, cmd.Flags())
 	return cmd
 }
@@ -69,19 +73,55 @@ func (g *GlobalOptions) targetOrDefault(cmd *cobra.Command, verb string, args []
 	return ref, b, checkOwnFlags(cmd.Flags(), b, ref)
 }
 
-// printSessions writes sessions as a table.
-func printSessions(w io.Writer, sessions []runtime.Session, now time.Time) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "ID\tIMAGE\tTARGET\tSTATE\tAGE\tEXIT\tCOMMAND")
+// sessionOutput is one session as ls -o json|yaml prints it; its field
+// names are stable (docs/output.md).
+type sessionOutput struct {
+	ID       string     `json:"id"`
+	Target   string     `json:"target"`
+	Image    string     `json:"image"`
+	Command  []string   `json:"command"`
+	State    string     `json:"state"`
+	Started  *time.Time `json:"started,omitempty"`
+	ExitCode *int       `json:"exitCode,omitempty"`
+}
+
+// printSessions writes sessions as o asks: a table (wide: with the start
+// time), or a list of objects.
+func printSessions(w io.Writer, o outputOptions, sessions []runtime.Session, now time.Time) error {
+	if o.structured() {
+		list := make([]sessionOutput, 0, len(sessions))
+		for _, s := range sessions {
+			so := sessionOutput{ID: s.ID, Target: s.Target, Image: s.Image, Command: s.Command, State: s.State, ExitCode: s.ExitCode}
+			if so.Command == nil {
+				so.Command = []string{}
+			}
+			if !s.Started.IsZero() {
+				t := s.Started.UTC()
+				so.Started = &t
+			}
+			list = append(list, so)
+		}
+		return printObject(w, o.Format, list)
+	}
+	header := []string{"ID", "IMAGE", "TARGET", "STATE", "AGE", "EXIT", "COMMAND"}
+	if o.Format == formatWide {
+		header = append(header, "STARTED")
+	}
+	rows := make([][]string, 0, len(sessions))
 	for _, s := range sessions {
-		age, exit := "-", "-"
+		age, exit, started := "-", "-", "-"
 		if !s.Started.IsZero() {
 			age = duration.HumanDuration(now.Sub(s.Started))
+			started = s.Started.UTC().Format(time.RFC3339)
 		}
 		if s.ExitCode != nil {
 			exit = fmt.Sprint(*s.ExitCode)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", s.ID, s.Image, s.Target, s.State, age, exit, strings.Join(s.Command, " "))
+		row := []string{s.ID, s.Image, s.Target, s.State, age, exit, strings.Join(s.Command, " ")}
+		if o.Format == formatWide {
+			row = append(row, started)
+		}
+		rows = append(rows, row)
 	}
-	return tw.Flush()
+	return printTable(w, header, rows, o.NoHeaders)
 }

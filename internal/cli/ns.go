@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"strings"
@@ -20,7 +19,8 @@ type NSOptions struct {
 	g *GlobalOptions
 
 	TargetArg string
-	Output    string
+
+	out outputOptions
 
 	flags   *pflag.FlagSet
 	target  target.Ref
@@ -30,16 +30,19 @@ type NSOptions struct {
 func newNSCmd(g *GlobalOptions) *cobra.Command {
 	o := &NSOptions{g: g}
 	cmd := &cobra.Command{
-		Use:   "ns TARGET [-o table|json]",
+		Use:   "ns TARGET [-o table|json|yaml]",
 		Short: "Show a target's namespaces beside the host's and a debug container's",
 		Example: `  ephem ns pid:4242
-  ephem ns docker://web -o json`,
+  ephem ns docker://web -o json
+  ephem ns pod/web`,
 		Long: `Show every namespace of a target (cgroup, ipc, mnt, net, pid, time, user,
 uts) beside the host's (PID 1's) and the one a debug container would have:
 shared with the target, or its own (the mount namespace). Below them: the
 command line of PID 1 in the target's PID namespace, its uid and gid maps,
-effective capabilities, seccomp mode, cgroups and root. No container is
-started.`,
+effective capabilities, seccomp mode, cgroups and root. Locally no container
+is started. On Kubernetes the report comes from an idle ephemeral container
+in the pod (added once, reused by later cp, ns and capture); the node's own
+namespaces are not visible from a pod, so the host column is empty.`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.Complete(args); err != nil {
 				return err
@@ -50,7 +53,8 @@ started.`,
 			return o.Run(cmd.Context())
 		},
 	}
-	cmd.Flags().StringVarP(&o.Output, "output", "o", "table", "output format: table or json")
+	addOutputFlags(cmd, &o.out, formatTable, formatJSON, formatYAML)
+	g.backends.addFlags(runtime.VerbNS, cmd.Flags())
 	o.flags = cmd.Flags()
 	return cmd
 }
@@ -66,10 +70,8 @@ func (o *NSOptions) Complete(args []string) error {
 
 // Validate checks the options without I/O.
 func (o *NSOptions) Validate() error {
-	switch o.Output {
-	case "table", "json":
-	default:
-		return usageError("-o %q: use table or json", o.Output)
+	if err := o.out.validate(); err != nil {
+		return err
 	}
 	var err error
 	o.target, o.backend, err = o.g.backends.forTarget(o.TargetArg, o.flags)
@@ -86,19 +88,19 @@ func (o *NSOptions) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if o.Output == "json" {
-		enc := json.NewEncoder(o.g.Streams.Out)
-		enc.SetIndent("", "  ")
-		return enc.Encode(r)
+	if o.out.structured() {
+		return printObject(o.g.Streams.Out, o.out.Format, r)
 	}
-	return printReport(o.g.Streams.Out, r)
+	return printReport(o.g.Streams.Out, r, o.out.NoHeaders)
 }
 
 // printReport writes r as a table of namespaces, then the target's
 // process details.
-func printReport(w io.Writer, r *runtime.NamespaceReport) error {
+func printReport(w io.Writer, r *runtime.NamespaceReport, noHeaders bool) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAMESPACE\tHOST\tTARGET\tDEBUG\t")
+	if !noHeaders {
+		fmt.Fprintln(tw, "NAMESPACE\tHOST\tTARGET\tDEBUG\t")
+	}
 	for _, n := range r.Namespaces {
 		debug, mark := n.Debug, "shared"
 		if !n.Shared {

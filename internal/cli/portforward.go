@@ -34,12 +34,17 @@ func newPortForwardCmd(g *GlobalOptions) *cobra.Command {
 		Short: "Forward local ports to ports a target reaches, its own localhost included",
 		Example: `  ephem port-forward pid:4242 8080:80
   ephem port-forward docker://web 8080:80 8053:53/udp 0.0.0.0:5432:10.0.0.7:5432
-  ephem port-forward pid:4242 :80      # a free local port, printed`,
+  ephem port-forward pid:4242 :80      # a free local port, printed
+  ephem port-forward pod/web 8080:80 5432:10.0.0.7:5432`,
 		Long: `Listen on local ports and relay each TCP connection, or each client's UDP
 datagrams (PORT/udp), to REMOTE_HOST:REMOTE_PORT as the target sees it:
 the connection is made inside the target's network namespace, so the
-target's 127.0.0.1 (the default REMOTE_HOST) is reachable. Nothing is
-started in the target and no container is needed.
+target's 127.0.0.1 (the default REMOTE_HOST) is reachable. Locally nothing
+is started in the target and no container is needed. On Kubernetes (TCP
+only) the pod's own localhost goes through the pods/portforward API, as
+kubectl port-forward does; another REMOTE_HOST is relayed by nc in an idle
+ephemeral container in the pod (added once, reused by later cp, ns,
+capture and port-forward; --image names its tool image).
 
 LOCAL_ADDR defaults to 127.0.0.1; LOCAL_PORT 0 (or empty) picks a free
 port; a single PORT means PORT:PORT. Addresses are IP addresses (IPv6 in
@@ -56,6 +61,7 @@ forwards, closing every connection, and exits 0.`,
 			return o.Run(cmd.Context())
 		},
 	}
+	g.backends.addFlags(runtime.VerbForward, cmd.Flags())
 	o.flags = cmd.Flags()
 	return cmd
 }

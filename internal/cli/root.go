@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/ephem-dev/ephem/pkg/config"
 	"github.com/ephem-dev/ephem/pkg/image"
 	"github.com/ephem-dev/ephem/pkg/runtime"
 	"github.com/ephem-dev/ephem/pkg/session"
@@ -26,6 +27,8 @@ type GlobalOptions struct {
 	Streams Streams
 
 	backends backendSet
+	audit    auditOptions
+	conf     *config.Config // the configuration files, read before a command runs
 }
 
 // errUsage marks a usage error: a bad flag, argument or reference.
@@ -48,6 +51,8 @@ where the target has its own) and, by default, its PID namespace, so
 at /proc/1/root. The target keeps running; nothing is installed in it.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// Flags not given take their defaults from the config files.
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { return g.loadConfig(cmd) },
 	}
 	// Installed as kubectl-ephem, ephem is the kubectl plugin "kubectl ephem".
 	if filepath.Base(os.Args[0]) == "kubectl-ephem" {
@@ -63,8 +68,10 @@ at /proc/1/root. The target keeps running; nothing is installed in it.`,
 	root.PersistentFlags().StringVar(&g.CacheDir, "cache-dir", image.DefaultDir(), "image cache directory (env EPHEM_CACHE_DIR)")
 	g.backends = newBackendSet()
 	g.backends.addFlags(runtime.VerbGlobal, root.PersistentFlags())
+	g.audit.addFlags(root.PersistentFlags())
 	root.SetUsageTemplate(usageTemplate)
-	root.AddCommand(newDebugCmd(g), newImagesCmd(g), newGCCmd(g), newVersionCmd(g), newLsCmd(g), newAttachCmd(g), newNSCmd(g), newCpCmd(g), newPortForwardCmd(g))
+	root.AddCommand(newDebugCmd(g), newImagesCmd(g), newGCCmd(g), newVersionCmd(g), newLsCmd(g), newAttachCmd(g), newNSCmd(g), newCpCmd(g), newPortForwardCmd(g), newCaptureCmd(g), newAuditCmd(g), newConfigCmd(g))
+	registerCompletions(g, root)
 	return root
 }
 
@@ -115,21 +122,6 @@ func message(err error) string {
 	}
 	return s
 }
-
-func newVersionCmd(g *GlobalOptions) *cobra.Command {
-	return &cobra.Command{
-		Use:   "version",
-		Short: "Print ephem's version",
-		Args:  noArgs,
-		RunE: func(*cobra.Command, []string) error {
-			_, err := fmt.Fprintln(g.Streams.Out, "ephem", Version)
-			return err
-		},
-	}
-}
-
-// Version is set at build time with -ldflags -X.
-var Version = "dev"
 
 func noArgs(_ *cobra.Command, args []string) error {
 	if len(args) > 0 {

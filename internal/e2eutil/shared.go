@@ -17,12 +17,19 @@ var process struct {
 // during the run (the Docker daemon if this binary started it, the ephem
 // binary), and exits with the tests' status. Call it from TestMain.
 func Main(m *testing.M) {
+	os.Exit(RunTests(m))
+}
+
+// RunTests is Main without the exit, for a TestMain with more to do around the
+// tests: it runs them, releases the shared resources and returns the
+// tests' status.
+func RunTests(m *testing.M) int {
 	process.mu.Lock()
 	process.main = true
 	process.mu.Unlock()
 	code := m.Run()
 	runProcessCleanups()
-	os.Exit(code)
+	return code
 }
 
 func runProcessCleanups() {

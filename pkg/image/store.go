@@ -26,9 +26,14 @@ type PullPolicy = spec.PullPolicy
 // DirEnv is the environment variable that overrides DefaultDir.
 const DirEnv = "EPHEM_CACHE_DIR"
 
-// DefaultDir returns $EPHEM_CACHE_DIR, else /var/lib/ephem.
+// DefaultDir returns $EPHEM_CACHE_DIR, else /var/lib/ephem for root and
+// the per-user cache ($XDG_CACHE_HOME/ephem, default ~/.cache/ephem) for
+// anyone else (see userCacheDir).
 func DefaultDir() string {
 	if d := os.Getenv(DirEnv); d != "" {
+		return d
+	}
+	if d, ok := userCacheDir(); ok {
 		return d
 	}
 	return "/var/lib/ephem"

@@ -25,6 +25,9 @@ import (
 type layerStats struct {
 	Unpacked int64 // sum of regular file sizes
 	Entries  int   // tar entries
+	// opaque lists the directories an unprivileged unpack marks opaque
+	// itself (see rootlessEntry).
+	opaque []string
 }
 
 // unpackSpec says what to unpack and how to verify it.
@@ -170,9 +173,13 @@ func extract(r io.Reader, dst string, limit *unpackLimit) (layerStats, error) {
 		filterErr = filterTar(r, pw, &stats, func(size int64) error { return limit.room(dst, size) })
 		_ = pw.CloseWithError(filterErr) // nil closes normally
 	}()
-	unpackErr := archive.Unpack(pr, dst, &archive.TarOptions{WhiteoutFormat: archive.OverlayWhiteoutFormat})
+	unpackErr := archive.Unpack(pr, dst, &archive.TarOptions{WhiteoutFormat: archive.OverlayWhiteoutFormat,
+		NoLchown: unprivileged, InUserNS: unprivileged})
 	_ = pr.CloseWithError(errUnpackStopped)
 	<-done
+	if unpackErr == nil {
+		unpackErr = markOpaque(dst, stats.opaque)
+	}
 	// The unpacker stops reading at the end-of-archive marker, which may
 	// leave the filter blocked writing the final padding: that is success.
 	finished := unpackErr == nil && errors.Is(filterErr, errUnpackStopped)
@@ -221,6 +228,12 @@ func filterTar(r io.Reader, w io.Writer, stats *layerStats, room func(size int64
 			stats.Unpacked += hdr.Size
 			if err := room(hdr.Size); err != nil {
 				return err
+			}
+		}
+		if unprivileged {
+			if dir, ok := rootlessEntry(hdr); ok {
+				stats.opaque = append(stats.opaque, dir)
+				continue // marked once the layer is unpacked
 			}
 		}
 		if err := writeHeader(tw, hdr); err != nil {

@@ -179,6 +179,31 @@ type Session struct {
 	ExitCode *int
 }
 
+// Completion is one shell completion candidate: the word to insert and a
+// short description the shell may show beside it.
+type Completion struct {
+	Value       string
+	Description string
+}
+
+// TargetCompleter lists the targets a backend sees, for shell completion
+// (ephem __complete). It must be fast and bounded by ctx: a source that does
+// not answer in time is left out, not waited for.
+type TargetCompleter interface {
+	// CompleteTargets returns the targets whose reference starts with
+	// toComplete, as the user would type them (pid:42, docker://web,
+	// pod/web).
+	CompleteTargets(ctx context.Context, toComplete string) ([]Completion, error)
+}
+
+// FlagCompleter completes the values of a backend's own flags (-n
+// NAMESPACE), for shell completion.
+type FlagCompleter interface {
+	// CompleteFlag returns the values of flag name that start with
+	// toComplete; nil when the backend does not complete that flag.
+	CompleteFlag(ctx context.Context, name, toComplete string) ([]Completion, error)
+}
+
 // As returns b's capability T, which verb needs, or an ErrUnsupported
 // error naming the target form: "docker:// targets do not support capture
 // yet" (exit 69).

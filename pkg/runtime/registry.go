@@ -19,6 +19,12 @@ const (
 	VerbDebug  = "debug"
 	VerbList   = "ls"
 	VerbAttach = "attach"
+	// The verbs beyond the shell, for backends that need a flag there
+	// (Kubernetes' --image of the helper debug container).
+	VerbCopy    = "cp"
+	VerbNS      = "ns"
+	VerbCapture = "capture"
+	VerbForward = "port-forward"
 )
 
 // Registration is one backend in the registry: the target forms it acts on

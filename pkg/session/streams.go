@@ -5,7 +5,6 @@ package session
 
 import (
 	"io"
-	"os"
 
 	"golang.org/x/term"
 )
@@ -16,9 +15,13 @@ type Streams struct {
 	Out, Err io.Writer
 }
 
-// fdOf returns the file descriptor behind v when it is an *os.File.
+// Filer is a stream with a file descriptor behind it: an *os.File, or a
+// wrapper of one (a session recorder) that keeps its terminal usable.
+type Filer interface{ Fd() uintptr }
+
+// fdOf returns the file descriptor behind v when it is a Filer.
 func fdOf(v any) (int, bool) {
-	f, ok := v.(*os.File)
+	f, ok := v.(Filer)
 	if !ok {
 		return 0, false
 	}

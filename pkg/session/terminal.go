@@ -19,7 +19,13 @@ var ErrDetached = errors.New("detached")
 // DefaultDetachKeys are ctrl-p, ctrl-q, as Docker and kubectl use.
 var DefaultDetachKeys = []byte{0x10, 0x11}
 
-// Size returns the window size of w when it is a terminal.
+// SizeObserver is told every window size Size reads from it: the sizes a
+// session passes on to the container's terminal (a recorder's resize
+// events).
+type SizeObserver interface{ ObserveSize(rows, cols uint16) }
+
+// Size returns the window size of w when it is a terminal; backends call it
+// at the start and on every SIGWINCH, and w, when a SizeObserver, is told.
 func Size(w io.Writer) (rows, cols uint16, ok bool) {
 	fd, isFile := fdOf(w)
 	if !isFile {
@@ -28,6 +34,9 @@ func Size(w io.Writer) (rows, cols uint16, ok bool) {
 	ws, err := unix.IoctlGetWinsize(fd, unix.TIOCGWINSZ)
 	if err != nil || ws.Row == 0 {
 		return 0, 0, false
+	}
+	if o, ok := w.(SizeObserver); ok {
+		o.ObserveSize(ws.Row, ws.Col)
 	}
 	return ws.Row, ws.Col, true
 }

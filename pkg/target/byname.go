@@ -77,6 +77,8 @@ func localSearchers() []searcher {
 	return []searcher{
 		{runtime: "docker", where: d.host, find: d.findName},
 		{runtime: "containerd", where: c.address, find: c.findName},
+		podmanSearcher(),
+		criSearcher(),
 	}
 }
 

@@ -125,6 +125,7 @@ func checkByName(t *testing.T, cases []byNameCase) {
 }
 
 func TestResolveByName(t *testing.T) {
+	target.HidePodmanForTest(t)
 	t.Setenv("DOCKER_HOST", fakeDockerList(t, false, dockerCtrs...))
 	t.Setenv("CONTAINERD_ADDRESS", startFakeContainerd(t))
 	t.Setenv("CONTAINERD_NAMESPACE", "")
@@ -141,12 +142,14 @@ func TestResolveByName(t *testing.T) {
 		{name: "aaaa", err: target.ErrInvalid,
 			says: []string{"docker://lookalike, containerd://test/aaaa1111, containerd://test/aaaa2222"}},
 		{name: "nope", err: target.ErrNotFound, says: []string{`no container "nope" in docker or containerd`}},
-		{name: "down", err: target.ErrNotFound, says: []string{"exited, not running"}},
-		{name: "stopped", err: target.ErrNotFound, says: []string{"test/cccc4444 is stopped, not running"}},
+		// Stopped, with no layers these fakes could show (stopped.go).
+		{name: "down", err: target.ErrNoLayers, says: []string{"docker container down is not running"}},
+		{name: "stopped", err: target.ErrNoLayers, says: []string{"test/cccc4444 is not running"}},
 	})
 }
 
 func TestResolveByNameRuntimeAbsent(t *testing.T) {
+	target.HidePodmanForTest(t)
 	dir := t.TempDir()
 	missing := filepath.Join(dir, "docker.sock")
 	t.Setenv("DOCKER_HOST", "unix://"+missing)
@@ -156,7 +159,7 @@ func TestResolveByNameRuntimeAbsent(t *testing.T) {
 		{name: "aaaa2222", want: target.Process{PID: pid,
 			Description: "containerd container test/aaaa2222 (containerd://test/aaaa2222)", Chosen: "containerd://test/aaaa2222"}},
 		{name: "solo", err: target.ErrNotFound,
-			says: []string{`no container "solo" in containerd (not reachable: docker (unix://` + missing + `: no such file or directory))`}},
+			says: []string{`no container "solo" in containerd (not reachable: docker (unix://` + missing + `: no such file or directory)`}},
 	})
 
 	// A socket nothing listens on any more: refused, also skipped.
@@ -175,6 +178,7 @@ func TestResolveByNameRuntimeAbsent(t *testing.T) {
 }
 
 func TestResolveByNameRuntimeFails(t *testing.T) {
+	target.HidePodmanForTest(t)
 	t.Setenv("DOCKER_HOST", fakeDockerList(t, true))
 	t.Setenv("CONTAINERD_ADDRESS", startFakeContainerd(t))
 	checkByName(t, []byNameCase{

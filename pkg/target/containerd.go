@@ -68,8 +68,9 @@ func validContainerdNamespace(ns string) bool {
 
 // ResolveContainerd resolves "containerd://[NAMESPACE/]ID|NAME" through
 // containerd's API at $CONTAINERD_ADDRESS: the host PID of the container's
-// task. When containerd does not answer, a full container ID is still
-// found from /proc (see FindContainerProcess).
+// task, or its snapshot's layers when it has no running task. When
+// containerd does not answer, a full container ID is still found from /proc
+// (see FindContainerProcess).
 func ResolveContainerd(ctx context.Context, r Ref) (Process, error) {
 	ns := r.Namespace
 	if ns == "" {
@@ -83,6 +84,10 @@ func ResolveContainerd(ctx context.Context, r Ref) (Process, error) {
 	}
 	c := NewContainerdClient(os.Getenv("CONTAINERD_ADDRESS"))
 	id, pid, err := c.InitPID(ctx, ns, r.Name)
+	var nr *notRunningError
+	if errors.As(err, &nr) {
+		return c.containerdStopped(ctx, nr) // stopped.go
+	}
 	if err != nil {
 		if c.Down() && IsFullID(r.Name) {
 			return resolveWithoutAPI(err, "containerd container "+ns+"/"+r.Name, r.Name, ContainerdRuntime(ns))
@@ -170,7 +175,8 @@ func (c *ContainerdClient) InitPID(ctx context.Context, ns, nameOrID string) (id
 	}
 	pid, err = c.taskPID(ctx, tc, ns, id)
 	if errors.Is(err, errNoTask) {
-		return "", 0, fmt.Errorf("%w: containerd container %s/%s is not running (it has no task): start it first", ErrNotFound, ns, id)
+		return "", 0, &notRunningError{ns: ns, id: id, state: "created, with no task",
+			err: fmt.Errorf("%w: containerd container %s/%s is not running (it has no task): start it first", ErrNotFound, ns, id)}
 	}
 	return id, pid, err
 }
@@ -212,7 +218,8 @@ func (c *ContainerdClient) taskPID(ctx context.Context, tc tasks.TasksClient, ns
 	p := resp.GetProcess()
 	if p.GetStatus() != tasktypes.Status_RUNNING || p.GetPid() == 0 {
 		state := strings.ToLower(p.GetStatus().String())
-		return 0, fmt.Errorf("%w: containerd container %s/%s is %s, not running: start it first", ErrNotFound, ns, id, state)
+		return 0, &notRunningError{ns: ns, id: id, state: taskState(state, p.GetExitStatus(), p.GetExitedAt().AsTime()),
+			err: fmt.Errorf("%w: containerd container %s/%s is %s, not running: start it first", ErrNotFound, ns, id, state)}
 	}
 	return int(p.GetPid()), nil
 }

@@ -47,34 +47,54 @@ func NewDockerClient(host string) *DockerClient {
 type dockerInspect struct {
 	Name  string
 	State struct {
-		Running bool
-		Paused  bool
-		Pid     int
-		Status  string
+		Running    bool
+		Paused     bool
+		Restarting bool
+		Pid        int
+		Status     string
+		ExitCode   int
+		FinishedAt string
+	}
+	// GraphDriver locates a stopped container's layers (stopped.go).
+	GraphDriver struct {
+		Name string
+		Data map[string]string
 	}
 }
 
+// running says whether the container has a live init process to join.
+func (in dockerInspect) running() bool { return in.State.Running && in.State.Pid > 0 }
+
 // InitPID returns the host PID of the named container's init process.
 func (c *DockerClient) InitPID(ctx context.Context, nameOrID string) (int, error) {
-	code, body, err := c.get(ctx, "/containers/"+url.PathEscape(nameOrID)+"/json")
+	in, err := c.inspect(ctx, nameOrID)
 	if err != nil {
 		return 0, err
+	}
+	if !in.running() {
+		return 0, fmt.Errorf("%w: docker container %q is %s, not running: start it first", ErrNotFound, nameOrID, in.State.Status)
+	}
+	return in.State.Pid, nil
+}
+
+// inspect returns what the daemon says of the container nameOrID.
+func (c *DockerClient) inspect(ctx context.Context, nameOrID string) (dockerInspect, error) {
+	var in dockerInspect
+	code, body, err := c.get(ctx, "/containers/"+url.PathEscape(nameOrID)+"/json")
+	if err != nil {
+		return in, err
 	}
 	switch code {
 	case http.StatusOK:
 	case http.StatusNotFound:
-		return 0, fmt.Errorf("%w: docker has no container %q: list them with docker ps", ErrNotFound, nameOrID)
+		return in, fmt.Errorf("%w: docker has no container %q: list them with docker ps -a", ErrNotFound, nameOrID)
 	default:
-		return 0, dockerStatusError(code, body)
+		return in, dockerStatusError(code, body)
 	}
-	var in dockerInspect
 	if err := json.Unmarshal(body, &in); err != nil {
-		return 0, fmt.Errorf("decoding docker container %q: %w", nameOrID, err)
+		return in, fmt.Errorf("decoding docker container %q: %w", nameOrID, err)
 	}
-	if !in.State.Running || in.State.Pid <= 0 {
-		return 0, fmt.Errorf("%w: docker container %q is %s, not running: start it first", ErrNotFound, nameOrID, in.State.Status)
-	}
-	return in.State.Pid, nil
+	return in, nil
 }
 
 // maxDockerAnswer bounds what ephem reads of one answer of the daemon.

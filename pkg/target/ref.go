@@ -24,6 +24,8 @@ var (
 const (
 	SchemePID         = "pid"
 	SchemeDocker      = "docker"
+	SchemePodman      = "podman"
+	SchemeImage       = "image"
 	SchemeSession     = "session"
 	SchemePod         = "pod"
 	SchemeNode        = "node"
@@ -32,6 +34,7 @@ const (
 	SchemeDaemonSet   = "daemonset"
 	SchemeReplicaSet  = "replicaset"
 	SchemeJob         = "job"
+	SchemeCRI         = "cri"
 )
 
 // Ref is a parsed target reference.

@@ -41,7 +41,7 @@ func TestParse(t *testing.T) {
 		{in: "a/b", wantErr: "unknown scheme"},
 		{in: "docker://", wantErr: "missing container name"},
 		{in: "docker://a/b", wantErr: "no '/'"},
-		{in: "lxc://x", wantErr: "unknown scheme; supported: pid:4242, docker://NAME|ID, containerd://[NAMESPACE/]ID|NAME, pod/NAME[/CONTAINER], k8s://[NAMESPACE/]POD[/CONTAINER], deploy/NAME, sts/NAME, ds/NAME, rs/NAME, job/NAME, node/NAME, NAME"},
+		{in: "lxc://x", wantErr: "unknown scheme; supported: pid:4242, docker://NAME|ID, containerd://[NAMESPACE/]ID|NAME, podman://[USER/]NAME|ID, cri://ID|NAMESPACE/POD[/CONTAINER], image://REF, pod/NAME[/CONTAINER], k8s://[NAMESPACE/]POD[/CONTAINER], deploy/NAME, sts/NAME, ds/NAME, rs/NAME, job/NAME, node/NAME, NAME"},
 		{in: "pod/web", want: target.Ref{Scheme: "pod", Name: "web", Raw: "pod/web"}},
 		{in: "po/web/app", want: target.Ref{Scheme: "pod", Name: "web", Container: "app", Raw: "po/web/app"}},
 		{in: "k8s://web", want: target.Ref{Scheme: "pod", Name: "web", Raw: "k8s://web"}},

@@ -52,13 +52,17 @@ func ResolvePID(_ context.Context, r Ref) (Process, error) {
 }
 
 // ResolveDocker resolves "docker://NAME|ID" through the Docker Engine API
-// at $DOCKER_HOST: the container's init process.
+// at $DOCKER_HOST: the container's init process, or the layers of a
+// container that is not running (Process.Stopped).
 func ResolveDocker(ctx context.Context, r Ref) (Process, error) {
-	pid, err := NewDockerClient(os.Getenv("DOCKER_HOST")).InitPID(ctx, r.Name)
+	in, err := NewDockerClient(os.Getenv("DOCKER_HOST")).inspect(ctx, r.Name)
 	if err != nil {
 		return Process{}, err
 	}
-	return Process{PID: pid, Description: "docker container " + r.Name}, CheckAlive(pid)
+	if !in.running() {
+		return dockerStopped(r.Name, in) // stopped.go
+	}
+	return Process{PID: in.State.Pid, Description: "docker container " + r.Name}, CheckAlive(in.State.Pid)
 }
 
 // pfKthread is the kernel's PF_KTHREAD flag in /proc/PID/stat.

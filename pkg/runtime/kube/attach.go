@@ -167,7 +167,7 @@ func (q *sizeQueue) stop() {
 }
 
 func fileFd(v any) (int, bool) {
-	f, ok := v.(*os.File)
+	f, ok := v.(session.Filer) // a file, or a recorder wrapping one
 	if !ok {
 		return 0, false
 	}

@@ -47,6 +47,13 @@ type Options struct {
 	Copy *CopyOptions
 	// RemoveNodePod deletes a node debugging pod at the end (--rm).
 	RemoveNodePod bool
+	// MountTargetVolumes gives the debug container the target container's
+	// volume mounts (--mount-target-volumes, see volumes.go).
+	MountTargetVolumes bool
+	// ToolImage is the image of the helper debug container that cp, ns,
+	// capture and port-forward's relay run in ("": $EPHEM_IMAGE, else
+	// busybox).
+	ToolImage string
 }
 
 // Backend is the Kubernetes backend. It is safe for concurrent use: it is

@@ -32,7 +32,9 @@ type config struct {
 
 	target, selector, custom, pullPolicy, copyTo string
 	allPods, dryRun, reuse, remove, listAll      bool
+	toolImage                                    string
 	replace, sameNode, shareProcesses            bool
+	mountVolumes                                 bool
 	timeout                                      time.Duration
 	setImage                                     []string
 	keep                                         map[string]*bool
@@ -54,6 +56,8 @@ func (k *config) AddFlags(verb string, f *pflag.FlagSet) {
 	case runtime.VerbDebug:
 		k.fs = f
 		k.debugFlags(f)
+	case runtime.VerbCopy, runtime.VerbNS, runtime.VerbCapture, runtime.VerbForward:
+		f.StringVar(&k.toolImage, "image", "", "tool image of the helper debug container a pod gets for this (default $EPHEM_IMAGE, else busybox)")
 	case runtime.VerbList:
 		f.StringVarP(&k.selector, "selector", "l", "", "list the debug containers of pods matching this label selector")
 		f.BoolVar(&k.listAll, "kube", false, "list the debug containers of every pod in the namespace")
@@ -97,6 +101,7 @@ func (k *config) debugFlags(f *pflag.FlagSet) {
 		f.BoolVar(&v, "keep-"+what, false, "with --copy-to: keep the original's "+what)
 	}
 	f.BoolVar(&k.remove, "rm", true, "node targets: delete the node debugging pod at the end")
+	f.BoolVar(&k.mountVolumes, "mount-target-volumes", false, "mount the target container's volumes (ConfigMaps, Secrets, PVCs...) at the same paths; needs --target in a pod of several containers")
 }
 
 // ImpliedTarget implements runtime.TargetImplier: -l SELECTOR (and, for
@@ -141,6 +146,9 @@ func (k *config) PrepareDebug(ref target.Ref, c *spec.Container, imageGiven bool
 	if ref.Scheme == target.SchemeNode && c.EnvFromTarget {
 		return 0, usage("--env-from-target: node targets have no target container")
 	}
+	if k.mountVolumes && (ref.Scheme == target.SchemeNode || k.copyTo != "") {
+		return 0, usage("--mount-target-volumes goes with an ephemeral container: not with node targets or --copy-to (a copy's containers keep their own mounts)")
+	}
 	for _, s := range k.setImage {
 		if n, img, ok := strings.Cut(s, "="); !ok || n == "" || img == "" {
 			return 0, usage("--set-image %q: write NAME=IMAGE", s)
@@ -169,6 +177,7 @@ func (k *config) New(env runtime.Env) (runtime.Backend, error) {
 	o := Options{
 		Config: k.client, Timeout: k.timeout, Selector: k.selector, AllPods: k.allPods || k.verb == runtime.VerbList,
 		DryRun: k.dryRun, Reuse: k.reuse, DetachKeys: env.DetachKeys, Log: env.Log, RemoveNodePod: k.remove,
+		MountTargetVolumes: k.mountVolumes, ToolImage: k.toolImage,
 	}
 	if k.custom != "" {
 		b, err := os.ReadFile(k.custom)

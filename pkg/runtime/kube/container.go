@@ -84,6 +84,11 @@ func (b *call) ephemeralContainer(p *corev1.Pod, c spec.Container, targetName st
 		return nil, err
 	}
 	ec.Env, ec.EnvFrom = env, from
+	if b.opts.MountTargetVolumes {
+		if ec.VolumeMounts, err = targetMounts(p, c, targetName); err != nil {
+			return nil, err
+		}
+	}
 	if c.SharePID {
 		ec.TargetContainerName = targetName
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/ephem-dev/ephem/pkg/runtime"
 	"github.com/ephem-dev/ephem/pkg/session"
@@ -22,7 +23,8 @@ func (b *call) debugPod(ctx context.Context, p *corev1.Pod, containerName string
 	if err := checkNotStatic(p); err != nil {
 		return err
 	}
-	tname, err := targetContainer(p, firstNonEmpty(containerName, c.TargetContainer))
+	c.TargetContainer = firstNonEmpty(containerName, c.TargetContainer)
+	tname, err := targetContainer(p, c.TargetContainer)
 	if err != nil {
 		return err
 	}
@@ -66,6 +68,7 @@ func (b *call) session(ctx context.Context, p *corev1.Pod, name string, c spec.C
 	}
 	b.timer.Mark("running")
 	s, _ := containerStatus(p, name)
+	reportSession(ctx, p, name, s.ImageID)
 	switch {
 	case s.State.Terminated != nil:
 		// Already over: show what it printed.
@@ -134,4 +137,23 @@ func ephemeral(p *corev1.Pod, name string) (*corev1.EphemeralContainer, bool) {
 		}
 	}
 	return nil, false
+}
+
+// reportSession tells the caller's session report (runtime.ReportFrom)
+// which pod and container the session runs in, and its image's digest from
+// the container status's imageID ("repo@sha256:..." or "sha256:...").
+func reportSession(ctx context.Context, p *corev1.Pod, name, imageID string) {
+	rep := runtime.ReportFrom(ctx)
+	resolved := fmt.Sprintf("pod %s/%s container %s", p.Namespace, p.Name, name)
+	if ec, ok := ephemeral(p, name); ok && ec.TargetContainerName != "" {
+		resolved = fmt.Sprintf("pod %s/%s container %s (debug container %s)", p.Namespace, p.Name, ec.TargetContainerName, name)
+	}
+	rep.SetResolvedTarget(resolved)
+	rep.SetSessionID("pod/" + p.Name + "/" + name)
+	if i := strings.LastIndex(imageID, "@"); i >= 0 {
+		imageID = imageID[i+1:]
+	}
+	if strings.HasPrefix(imageID, "sha256:") {
+		rep.SetImageDigest(imageID)
+	}
 }

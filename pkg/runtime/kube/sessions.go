@@ -14,13 +14,15 @@ import (
 )
 
 // reusable returns a running debugger of p with the same image, security
-// context and environment as ec (--reuse): one started without
-// --env-from-target does not stand in for one with it.
+// context, environment and volume mounts as ec (--reuse): one started
+// without --env-from-target or --mount-target-volumes does not stand in
+// for one with it.
 func reusable(p *corev1.Pod, ec *corev1.EphemeralContainer) (string, bool) {
 	for _, e := range p.Spec.EphemeralContainers {
 		if e.Image != ec.Image || e.TargetContainerName != ec.TargetContainerName ||
 			!reflect.DeepEqual(e.SecurityContext, ec.SecurityContext) || !e.Stdin ||
-			!reflect.DeepEqual(e.Env, ec.Env) || !reflect.DeepEqual(e.EnvFrom, ec.EnvFrom) {
+			!reflect.DeepEqual(e.Env, ec.Env) || !reflect.DeepEqual(e.EnvFrom, ec.EnvFrom) ||
+			!reflect.DeepEqual(e.VolumeMounts, ec.VolumeMounts) {
 			continue
 		}
 		if s, ok := containerStatus(p, e.Name); ok && s.State.Running != nil {

@@ -30,4 +30,8 @@ type initConfig struct {
 	// Files are written into the image's root before the command starts:
 	// the target's /etc/resolv.conf, /etc/hosts and /etc/hostname.
 	Files map[string][]byte `json:"files,omitempty"`
+	// Target are the layer directories, topmost first, of a target that
+	// runs nothing, mounted read-only at /target (stopped.go); the
+	// constructor then created new namespaces instead of joining any.
+	Target []string `json:"target,omitempty"`
 }

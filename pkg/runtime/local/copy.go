@@ -36,12 +36,15 @@ type rootFS struct {
 // openRoot resolves ref and opens its root directory, checking that the
 // process it was resolved to still runs once the root is open.
 func (e *Engine) openRoot(ctx context.Context, ref target.Ref) (*rootFS, error) {
-	if err := CheckPrivileges(); err != nil {
+	if err := e.checkCaller(ctx, ref); err != nil { // root, or the owner (rootless.go)
 		return nil, err
 	}
-	proc, err := e.resolve(ctx, ref)
+	proc, err := e.resolveAny(ctx, ref)
 	if err != nil {
 		return nil, fmt.Errorf("resolving %s: %w", ref, err)
+	}
+	if proc.Stopped != nil {
+		return e.openStoppedRoot(ctx, ref, proc) // read-only (stopped.go)
 	}
 	pidfd, err := unix.PidfdOpen(proc.PID, 0)
 	if err != nil {

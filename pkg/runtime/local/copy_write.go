@@ -151,6 +151,9 @@ func (u *untar) entry(h *tar.Header, content io.Reader) error {
 	}
 	defer func() { _ = unix.Close(pfd) }()
 	uid, gid := u.owner(h)
+	if err := u.r.canOwn(p, h, uid, gid); err != nil { // without root (rootless_copy.go)
+		return err
+	}
 	switch h.Typeflag {
 	case tar.TypeDir:
 		err = unix.Mkdirat(pfd, leaf, 0o700)
@@ -253,6 +256,9 @@ func (u *untar) fixDir(pfd int, leaf string, h *tar.Header) error {
 // owner returns the host IDs an entry gets: the target's root, or with
 // -a the stream's IDs as the target's user namespace maps them.
 func (u *untar) owner(h *tar.Header) (int, int) {
+	if rootless() && !u.o.Archive {
+		return os.Geteuid(), os.Getegid() // the caller's own (rootless_copy.go)
+	}
 	uid, gid := 0, 0
 	if u.o.Archive {
 		uid, gid = h.Uid, h.Gid

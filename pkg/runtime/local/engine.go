@@ -72,7 +72,7 @@ func CheckPrivileges() error {
 
 // Debug implements runtime.Debugger.
 func (e *Engine) Debug(ctx context.Context, ref target.Ref, c spec.Container, streams session.Streams) error {
-	if err := CheckPrivileges(); err != nil {
+	if err := e.checkCaller(ctx, ref); err != nil { // root, or rootless (rootless.go)
 		return err
 	}
 	images := e.opts.Images
@@ -91,10 +91,12 @@ func (e *Engine) Debug(ctx context.Context, ref target.Ref, c spec.Container, st
 		_, _ = ListSessions() // prune records of sessions that ended detached
 	}
 	tm.Mark("preflight")
-	proc, err := e.resolve(ctx, ref)
+	proc, err := e.resolveAny(ctx, ref) // a stopped target too (stopped.go)
 	if err != nil {
 		return fmt.Errorf("resolving %s: %w", ref, err)
 	}
+	report := runtime.ReportFrom(ctx)
+	report.SetResolvedTarget(resolvedName(proc))
 	pull := e.opts.Pull
 	if c.PullPolicy != "" {
 		pull.Policy = c.PullPolicy
@@ -103,28 +105,43 @@ func (e *Engine) Debug(ctx context.Context, ref target.Ref, c spec.Container, st
 		return fmt.Errorf("%w: process 1 is the host's init: a debug container in its namespaces is one in the host's; pass --profile sysadmin to mean it", runtime.ErrInvalidSpec)
 	}
 	var env []string
+	if c.EnvFromTarget && proc.Stopped != nil {
+		return fmt.Errorf("%w: --env-from-target: %s runs nothing, so it has no environment to read", runtime.ErrInvalidSpec, proc.Description)
+	}
 	if c.EnvFromTarget {
 		// Read on the host, before anything starts, like the files below.
 		if env, err = targetEnv(proc.PID); err != nil {
 			return fmt.Errorf("%s: %w", proc.Description, err)
 		}
 	}
+	stopped, err := e.prepareStopped(ctx, images, pull, proc) // nil unless it runs nothing (stopped.go)
+	if err != nil {
+		return err
+	}
 	tm.Mark("resolve")
 	img, err := images.Ensure(ctx, c.Image, pull)
 	if err != nil {
 		return fmt.Errorf("getting image %s: %w", c.Image, err)
 	}
+	report.SetImageDigest(img.Digest.String())
 	tm.Mark("image")
 	cfg, err := containerConfig(c, img, env)
 	if err != nil {
 		return err
 	}
 	cfg.Files = readTargetFiles(proc.PID)
-	t, err := open(proc.PID, c.SharePID)
-	if err != nil {
+	var t *openTarget
+	if stopped != nil {
+		t, cfg.Target = &openTarget{pidfd: -1}, stopped
+	} else if t, err = open(proc.PID, c.SharePID); err != nil {
 		return fmt.Errorf("opening %s: %w", proc.Description, err)
 	}
 	defer t.close()
+	if rootless() {
+		if err := t.rootlessOnly(e.opts.Log); err != nil {
+			return err
+		}
+	}
 	if c.TTY {
 		if rows, cols, ok := session.Size(streams.Out); ok {
 			cfg.Rows, cfg.Cols = rows, cols
@@ -138,12 +155,13 @@ func (e *Engine) Debug(ctx context.Context, ref target.Ref, c spec.Container, st
 	s.timer = tm
 	tm.Mark("spawn")
 	if s.id != "" {
+		report.SetSessionID(s.id)
 		desc := Session{ID: s.id, Target: ref.String(), Image: c.Image, Command: cfg.Argv, Started: time.Now(), Relay: s.cmd.Process.Pid}
 		if err := writeSession(desc); err != nil {
 			fmt.Fprintf(e.opts.Log, "warning: recording session %s: %v\n", s.id, err)
 		}
 	}
-	err = s.relay(ctx, t, proc.Description)
+	err = s.relay(ctx, t.watched(), proc.Description)
 	if s.id != "" && !s.detached() {
 		removeSession(s.id)
 	}
@@ -152,14 +170,11 @@ func (e *Engine) Debug(ctx context.Context, ref target.Ref, c spec.Container, st
 
 // resolve finds the host process ref names, saying on the log which
 // container a bare NAME was found to be, and when the runtime did not
-// answer and /proc served instead.
+// answer and /proc served instead. A target that runs nothing is an error.
 func (e *Engine) resolve(ctx context.Context, ref target.Ref) (target.Process, error) {
-	proc, err := target.Resolve(ctx, ref)
-	if err == nil && proc.Chosen != "" {
-		fmt.Fprintf(e.opts.Log, "ephem: %q is %s, its only match on this host\n", ref.Raw, proc.Chosen)
-	}
-	if err == nil && proc.ViaProc {
-		fmt.Fprintf(e.opts.Log, "ephem: the runtime did not answer: using %s, pid %d\n", proc.Description, proc.PID)
+	proc, err := e.resolveAny(ctx, ref)
+	if err == nil && proc.Stopped != nil {
+		return proc, notRunning(proc) // only debug and cp take one (stopped.go)
 	}
 	return proc, err
 }
@@ -229,9 +244,12 @@ func (e *Engine) start(_ context.Context, t *openTarget, images *image.Store, im
 		// init only supervises: one P and no collector start it faster.
 		"GOMAXPROCS=1", "GOGC=off",
 	}
-	if !c.SharePID {
+	if len(cfg.Target) > 0 {
+		cmd.Env = append(cmd.Env, stoppedEnv()...) // new namespaces (stopped.go)
+	} else if !c.SharePID {
 		cmd.Env = append(cmd.Env, nsenter.EnvNewPID+"=1")
 	}
+	cmd.Env = append(cmd.Env, rootlessEnv()...)
 	if ids := t.rootIDs(); ids != "" {
 		cmd.Env = append(cmd.Env, nsenter.EnvRootIDs+"="+ids)
 	}
@@ -280,4 +298,13 @@ func (e *Engine) start(_ context.Context, t *openTarget, images *image.Store, im
 		return nil, s.setupError(fmt.Errorf("%w: %w", runtime.ErrOS, err))
 	}
 	return s, nil
+}
+
+// resolvedName is the target as resolved, for the audit log: "pid 4242
+// (docker container web)", or the description alone of a stopped target.
+func resolvedName(p target.Process) string {
+	if p.PID == 0 {
+		return p.Description
+	}
+	return fmt.Sprintf("pid %d (%s)", p.PID, p.Description)
 }

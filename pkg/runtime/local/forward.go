@@ -36,11 +36,12 @@ var (
 const dialThreads = 4
 
 // Forward implements runtime.Forwarder. Sockets toward the target are made
-// by threads that joined its network namespace and do nothing else, so
-// nothing runs or is left in the target. It returns nil when ctx ends, and
+// by threads that joined its network namespace and do nothing else (without
+// root, by a socket helper: rootless_socket.go), so nothing runs or is left
+// in the target. It returns nil when ctx ends, and
 // an ErrTargetGone error when the target exits first.
 func (e *Engine) Forward(ctx context.Context, ref target.Ref, ports []runtime.PortPair, log io.Writer) error {
-	if err := CheckPrivileges(); err != nil {
+	if err := e.checkCaller(ctx, ref); err != nil { // root, or the owner (rootless.go)
 		return err
 	}
 	ports, err := normalize(ports)
@@ -96,6 +97,7 @@ type netNS struct {
 	quit    chan struct{}
 	threads sync.WaitGroup
 	once    sync.Once
+	helper  *socketHelper // without root, instead of the threads (rootless_socket.go)
 }
 
 type dialReq struct {
@@ -124,6 +126,13 @@ func openNetNS(proc target.Process) (*netNS, error) {
 	if !pidAlive(fd) { // the PID may have been reused since resolving
 		n.close()
 		return nil, fmt.Errorf("%w: %s exited while ephem opened it", target.ErrNotFound, proc.Description)
+	}
+	if rootless() {
+		if n.helper, err = startSocketHelper(proc.PID, n.nsfile); err != nil {
+			n.close()
+			return nil, err
+		}
+		return n, nil
 	}
 	for range dialThreads {
 		ready := make(chan error, 1)
@@ -166,6 +175,9 @@ func (n *netNS) serveDials(nsfd int, ready chan<- error) {
 
 // dial connects to addr (an IP address and port) inside the namespace.
 func (n *netNS) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	if n.helper != nil {
+		return n.helper.dial(ctx, network, addr)
+	}
 	r := dialReq{ctx: ctx, network: network, addr: addr, reply: make(chan dialResult, 1)}
 	select {
 	case n.reqs <- r:
@@ -201,6 +213,9 @@ func (n *netNS) close() {
 	n.once.Do(func() {
 		close(n.quit)
 		n.threads.Wait()
+		if n.helper != nil {
+			n.helper.close()
+		}
 		_ = n.nsfile.Close()
 		_ = n.pidfd.Close()
 	})

@@ -88,7 +88,7 @@ func setupMain(c *conn, ctl int) error {
 		return err
 	}
 	attach := os.Getenv(envAttach)
-	for _, k := range []string{nsenter.EnvJoin, nsenter.EnvCtl, nsenter.EnvRootfs, nsenter.EnvLower, nsenter.EnvNewPID, nsenter.EnvRootIDs, envAttach} {
+	for _, k := range []string{nsenter.EnvJoin, nsenter.EnvCtl, nsenter.EnvRootfs, nsenter.EnvLower, nsenter.EnvNewPID, nsenter.EnvRootIDs, nsenter.EnvUnshare, envAttach} {
 		_ = os.Unsetenv(k)
 	}
 	m, fds, err := c.recv()

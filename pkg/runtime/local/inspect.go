@@ -22,7 +22,7 @@ var nsTypes = []string{"cgroup", "ipc", "mnt", "net", "pid", "time", "user", "ut
 // the target but the mount namespace, which is its own (the PID namespace
 // as --share-pid does by default).
 func (e *Engine) Inspect(ctx context.Context, ref target.Ref) (*runtime.NamespaceReport, error) {
-	if err := CheckPrivileges(); err != nil {
+	if err := e.checkCaller(ctx, ref); err != nil { // root, or the owner (rootless.go)
 		return nil, err
 	}
 	proc, err := e.resolve(ctx, ref)

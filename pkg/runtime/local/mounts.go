@@ -41,6 +41,9 @@ func setupRoot(cfg *initConfig, warn func(string)) error {
 	if err := setupSys(root, cfg.Privileged); err != nil {
 		warn(err.Error())
 	}
+	if err := setupStopped(root, cfg); err != nil { // a target that runs nothing: /target
+		return err
+	}
 	if err := unix.Chdir(root); err != nil {
 		return fmt.Errorf("entering the image root: %w", err)
 	}
@@ -108,6 +111,14 @@ func setupDev(root string, privileged bool) error {
 		}
 	}
 	ptmx := filepath.Join(dev, "ptmx")
+	if privileged {
+		// /dev is the host's own: never replace its ptmx (that would
+		// change the host's), cover it in this mount namespace instead.
+		if err := unix.Mount(filepath.Join(pts, "ptmx"), ptmx, "", unix.MS_BIND, ""); err != nil {
+			return fmt.Errorf("binding /dev/ptmx: %w", err)
+		}
+		return nil
+	}
 	_ = os.Remove(ptmx)
 	if err := os.Symlink("pts/ptmx", ptmx); err != nil {
 		return fmt.Errorf("linking /dev/ptmx: %w", err)

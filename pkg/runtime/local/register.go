@@ -22,6 +22,12 @@ func Registration() runtime.Registration {
 				Parse: target.ParseContainer, Resolve: target.ResolveDockerOrProc},
 			{Name: target.SchemeContainerd, Prefixes: []string{"containerd://"}, Example: "containerd://[NAMESPACE/]ID|NAME",
 				Parse: target.ParseContainerd, Resolve: target.ResolveContainerd},
+			{Name: target.SchemePodman, Prefixes: []string{"podman://"}, Example: "podman://[USER/]NAME|ID",
+				Parse: target.ParsePodman, Resolve: target.ResolvePodman},
+			{Name: target.SchemeCRI, Prefixes: []string{"cri://"}, Example: "cri://ID|NAMESPACE/POD[/CONTAINER]",
+				Parse: target.ParseCRI, Resolve: target.ResolveCRI},
+			{Name: target.SchemeImage, Prefixes: []string{"image://"}, Example: "image://REF",
+				Parse: target.ParseImage, Resolve: target.ResolveImage},
 			{Name: target.SchemeSession, Prefixes: []string{"session:"}, Example: "session:ID", Hidden: true,
 				Parse: target.ParseContainer},
 			// The empty prefix: tried after every other form, Kubernetes' too.

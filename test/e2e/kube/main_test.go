@@ -8,6 +8,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/ephem-dev/ephem/internal/e2eutil"
 	"github.com/ephem-dev/ephem/test/e2e/kube"
 )
 
@@ -30,7 +31,8 @@ func run(m *testing.M) int {
 		return 1
 	}
 	cluster, lease = c, l
-	code := m.Run()
+	// Under e2eutil.RunTests the ephem binary is built once for all tests.
+	code := e2eutil.RunTests(m)
 	if err := lease.Release(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "e2e_kube: releasing the test cluster:", err)
 		if code == 0 {

@@ -50,7 +50,10 @@ func TestContainerdTarget(t *testing.T) {
 	t.Run("Errors", func(t *testing.T) {
 		dbg := func(ref string) []string { return []string{"debug", ref, "--image", f.busybox, "--", "true"} }
 		expectFailure(t, f, 66, []string{`no container "nope"`, "ctr -n " + ns + " containers ls"}, dbg("containerd://"+ns+"/nope")...)
-		expectFailure(t, f, 66, []string{"not running"}, dbg("containerd://"+ns+"/idle")...)
+		// No task: its snapshot at /target (stopped_test.go).
+		if out := f.debug(t, "containerd://"+ns+"/idle", "ls", "/target"); !strings.Contains(out, "server\n") {
+			t.Errorf("idle: want its /server under /target:\n%s", out)
+		}
 		expectFailure(t, f, 66, []string{"namespace default"}, dbg("containerd://web")...)
 		expectFailure(t, f, 64, []string{"containerd://" + ns + "/" + id, "containerd://" + ns + "/" + idle},
 			dbg("containerd://"+ns+"/"+id[:8])...)

@@ -221,8 +221,8 @@ func TestCpErrors(t *testing.T) {
 	if ents, _ := os.ReadDir(local); len(ents) != 0 {
 		t.Errorf("failed copies left %v", ents)
 	}
-	t.Setenv("KUBECONFIG", dummyKubeconfig(t))
-	expectFailure(t, f, 69, []string{"pod/ targets do not support cp yet"}, "cp", "pod/x:/a", local+"/b")
+	// A flag of another backend: the helper container's image is Kubernetes'.
+	expectFailure(t, f, 64, []string{"--image is for Kubernetes targets, not " + tg.ref()}, "cp", "--image", "busybox", tg.ref()+":/a", local+"/b")
 }
 
 // TestCpDocker copies out of and into a running Docker container.
@@ -286,22 +286,4 @@ func TestCpUserNamespace(t *testing.T) {
 	if hs, _ := untarAll(t, []byte(r.Stdout)); hs["kept.txt"] == nil || hs["kept.txt"].Uid != 1000 {
 		t.Errorf("kept.txt in the stream: %+v, want uid 1000 (exit %d %s)", hs["kept.txt"], r.ExitCode, r.Stderr)
 	}
-}
-
-// dummyKubeconfig writes a kubeconfig for a cluster at 127.0.0.1:1, which
-// nothing answers: enough to build the Kubernetes backend.
-func dummyKubeconfig(t *testing.T) string {
-	t.Helper()
-	p := filepath.Join(t.TempDir(), "kubeconfig")
-	const cfg = `apiVersion: v1
-kind: Config
-clusters: [{name: c, cluster: {server: "https://127.0.0.1:1"}}]
-users: [{name: u, user: {token: x}}]
-contexts: [{name: c, context: {cluster: c, user: u, namespace: default}}]
-current-context: c
-`
-	if err := os.WriteFile(p, []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return p
 }

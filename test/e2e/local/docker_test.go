@@ -46,10 +46,13 @@ func TestDockerTarget(t *testing.T) {
 	if r := f.ephem(t, args...); r.ExitCode != 9 {
 		t.Errorf("by ID: exit %d, want 9 (stderr %q)", r.ExitCode, r.Stderr)
 	}
-	// Unknown and stopped containers.
+	// Unknown and stopped containers: a stopped one's filesystem is at
+	// /target (stopped_test.go).
 	expectFailure(t, f, 66, []string{"no container", "docker ps"}, "debug", "docker://no-such-container", "--image", f.busybox, "--", "true")
 	e2eutil.Docker(t, host, "stop", "-t", "1", name)
-	expectFailure(t, f, 66, []string{"not running"}, "debug", "docker://"+name, "--image", f.busybox, "--", "true")
+	if out := f.debug(t, "docker://"+name, "ls", "/target"); !strings.Contains(out, "server\n") {
+		t.Errorf("stopped: want its /server under /target:\n%s", out)
+	}
 }
 
 // TestDockerContainerStops: docker stop during a session ends it with the

@@ -152,11 +152,10 @@ func TestNSDocker(t *testing.T) {
 	}
 }
 
-// TestNSErrors: a missing target, and a backend without the verb.
+// TestNSErrors: a missing target, a bad format, and a flag of another backend.
 func TestNSErrors(t *testing.T) {
 	f := setup(t)
 	expectFailure(t, f, 66, []string{"no process with PID"}, "ns", "pid:999999999")
-	expectFailure(t, f, 64, []string{"table or json"}, "ns", "pid:1", "-o", "yaml")
-	t.Setenv("KUBECONFIG", dummyKubeconfig(t))
-	expectFailure(t, f, 69, []string{"pod/ targets do not support ns yet"}, "ns", "pod/x")
+	expectFailure(t, f, 64, []string{`-o "xml": use table, json, yaml`}, "ns", "pid:1", "-o", "xml")
+	expectFailure(t, f, 64, []string{"--image is for Kubernetes targets, not pid:1"}, "ns", "--image", "busybox", "pid:1")
 }

@@ -301,6 +301,5 @@ func TestPortForwardErrors(t *testing.T) {
 	port := ln.Addr().(*net.TCPAddr).Port
 	expectFailure(t, f, 71, []string{"address already in use"}, "port-forward", tg.ref(), "0:80", fmt.Sprintf("%d:80", port))
 	expectFailure(t, f, 66, []string{"no process with PID"}, "port-forward", "pid:999999999", "8080:80")
-	t.Setenv("KUBECONFIG", dummyKubeconfig(t))
-	expectFailure(t, f, 69, []string{"pod/ targets do not support port-forward yet"}, "port-forward", "pod/x", "8080:80")
+	expectFailure(t, f, 64, []string{"--image is for Kubernetes targets, not " + tg.ref()}, "port-forward", "--image", "busybox", tg.ref(), "8080:80")
 }

@@ -12,6 +12,9 @@
 //   3. forks: the parent stays a tiny relay that waits and passes the exit
 //      status on; the child returns into the Go runtime as the container's
 //      init, inside the target's PID namespace.
+// Without root (_EPHEM_ROOTLESS, a target in a user namespace the user owns)
+// steps 1 and 2 swap: it joins the user namespace and those it owns first,
+// then creates the mount namespace inside it and mounts the image there.
 // Errors go to the control socket (_EPHEM_CTL) as one JSON message.
 //
 // When init has set up the root it re-executes ephem with _EPHEM_DROP set
@@ -46,6 +49,10 @@
 #endif
 
 static int ctl_fd = -1;
+// overlay_userxattr mounts the overlay with "userxattr" (_EPHEM_USERXATTR:
+// the layers were unpacked without root, opaque directories marked with
+// user.overlay.opaque).
+static int overlay_userxattr;
 
 // json_escape copies in to out (of size n) as the inside of a JSON string:
 // quotes, backslashes and every control character escaped, cut short
@@ -154,7 +161,8 @@ static int mount_overlay_new(const char *lower, const char *upper, const char *w
 		}
 	}
 	free(dup);
-	if (syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING_, "upperdir", upper, 0) < 0 ||
+	if ((overlay_userxattr && syscall(SYS_fsconfig, fs, 0 /* FSCONFIG_SET_FLAG */, "userxattr", NULL, 0) < 0) ||
+	    syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING_, "upperdir", upper, 0) < 0 ||
 	    syscall(SYS_fsconfig, fs, FSCONFIG_SET_STRING_, "workdir", work, 0) < 0 ||
 	    syscall(SYS_fsconfig, fs, FSCONFIG_CMD_CREATE_, NULL, NULL, 0) < 0) {
 		close(fs);
@@ -241,13 +249,15 @@ static void setup_rootfs(const char *dir, const char *lower, int userns_fd, cons
 		fail(KIND_OS, "creating overlay directories under %s", dir);
 	if (mount_overlay_new(lower, upper, work, root) == 0) return;
 	// Older kernels: one option string, limited to a page.
-	size_t n = strlen(lower) + strlen(upper) + strlen(work) + 64;
+	size_t n = strlen(lower) + strlen(upper) + strlen(work) + 80;
 	char *opts = malloc(n);
 	if (!opts) fail(KIND_OS, "allocating the overlay's options");
-	snprintf(opts, n, "lowerdir=%s,upperdir=%s,workdir=%s", lower, upper, work);
+	snprintf(opts, n, "lowerdir=%s,upperdir=%s,workdir=%s%s", lower, upper, work, overlay_userxattr ? ",userxattr" : "");
 	if (mount("overlay", root, "overlay", 0, opts) < 0) {
 		if (errno == ENODEV)
 			fail(KIND_UNSUPPORTED, "mounting the image: this kernel has no overlay filesystem (modprobe overlay)");
+		if (errno == EPERM && overlay_userxattr)
+			fail(KIND_UNSUPPORTED, "mounting the image in the target's user namespace (overlayfs there needs Linux 5.11+; or run ephem as root)");
 		fail(KIND_OS, "mounting the image as an overlay on %s", root);
 	}
 	free(opts);
@@ -366,6 +376,22 @@ bad:
 	fail(KIND_INTERNAL, "bad credentials %.64s", spec);
 }
 
+// unshare_new creates the namespaces in list ("net,ipc,uts,cgroup"), for a
+// target that runs nothing (_EPHEM_UNSHARE): there is nothing to join.
+static void unshare_new(const char *list) {
+	if (!list) return;
+	char *dup = strdup(list), *save = NULL;
+	if (!dup) fail(KIND_OS, "copying the namespace list");
+	int flags = 0;
+	for (char *item = strtok_r(dup, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
+		int flag = ns_flag(item);
+		if (!flag || flag == CLONE_NEWUSER || flag == CLONE_NEWPID) fail(KIND_INTERNAL, "cannot create namespace %s here", item);
+		flags |= flag;
+	}
+	free(dup);
+	if (unshare(flags) < 0) fail(KIND_OS, "creating the debug container's namespaces (%s)", list);
+}
+
 __attribute__((constructor)) static void ephem_nsenter(void) {
 	const char *drop = getenv("_EPHEM_DROP");
 	if (drop) {
@@ -384,19 +410,28 @@ __attribute__((constructor)) static void ephem_nsenter(void) {
 	// Nothing in the target may open /proc/<us>/exe and write the host's
 	// binary (CVE-2019-5736): stay non-dumpable until exec.
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) fail(KIND_OS, "making the process non-dumpable");
-	if (unshare(CLONE_NEWNS) < 0) fail(KIND_OS, "creating a mount namespace");
+	// Rootless (_EPHEM_ROOTLESS): without root nothing below is allowed
+	// before joining the target's user namespace, which join follows with a
+	// mount namespace of its own; the image is mounted there, unidmapped
+	// (the user's files are the namespace root's).
+	int rootless = getenv("_EPHEM_ROOTLESS") != NULL;
+	overlay_userxattr = getenv("_EPHEM_USERXATTR") != NULL;
+	unsetenv("_EPHEM_ROOTLESS");
+	unsetenv("_EPHEM_USERXATTR");
+	if (rootless) join(spec);
+	else if (unshare(CLONE_NEWNS) < 0) fail(KIND_OS, "creating a mount namespace");
 	if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) fail(KIND_OS, "making mounts private");
 	const char *rootfs = getenv("_EPHEM_ROOTFS"), *lower = getenv("_EPHEM_LOWER");
 	if (rootfs && lower) {
 		char root[4096];
-		setup_rootfs(rootfs, lower, userns_fd(spec), getenv("_EPHEM_ROOT_IDS"));
+		setup_rootfs(rootfs, lower, rootless ? -1 : userns_fd(spec), getenv("_EPHEM_ROOT_IDS"));
 		// Hold the image root as the working directory: after joining a
 		// user namespace, the path to it (the cache's ancestors) may not
 		// be searchable, but the working directory always is.
 		snprintf(root, sizeof root, "%s/root", rootfs);
 		if (chdir(root) < 0) fail(KIND_OS, "entering %s", root);
 	}
-	join(spec);
+	if (!rootless) join(spec);
 	if (rootfs && lower) {
 		// A mount copied into a namespace owned by a less privileged user
 		// namespace is locked, and pivot_root refuses locked mounts; a
@@ -405,6 +440,7 @@ __attribute__((constructor)) static void ephem_nsenter(void) {
 		if (mount(".", ".", NULL, MS_BIND | MS_REC, NULL) < 0) fail(KIND_OS, "binding the image root");
 		if (chdir("..") < 0 || chdir("root") < 0) fail(KIND_OS, "entering the image root");
 	}
+	unshare_new(getenv("_EPHEM_UNSHARE"));
 	if (getenv("_EPHEM_NEWPID") && unshare(CLONE_NEWPID) < 0) fail(KIND_OS, "creating a PID namespace");
 	pid_t pid = fork();
 	if (pid < 0) fail(KIND_OS, "forking the container's init");

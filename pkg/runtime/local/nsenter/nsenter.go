@@ -31,10 +31,24 @@ const (
 	// EnvRootIDs is "uid:gid", the host IDs of the root of the target's
 	// user namespace, when it has its own.
 	EnvRootIDs = "_EPHEM_ROOT_IDS"
+	// EnvUnshare lists namespaces ("net,ipc,uts,cgroup") to create rather
+	// than join, for a target that runs nothing; EnvJoin is then empty.
+	EnvUnshare = "_EPHEM_UNSHARE"
 	// EnvDrop is "UID:GID:GROUPS:CAPS:NNP:SETGROUPS": set when init
 	// re-executes itself, it makes the constructor drop to the debug
 	// container's credentials (see drop_to in nsenter.c) and join nothing.
 	EnvDrop = "_EPHEM_DROP"
+	// EnvRootless, set when ephem runs without root, makes the constructor
+	// join the target's user namespace first and only then create the
+	// mount namespace and mount the image (see rootless.go in local).
+	EnvRootless = "_EPHEM_ROOTLESS"
+	// EnvUserXattr mounts the overlay with "userxattr": the layers were
+	// unpacked without root and mark opaque directories with user.* xattrs.
+	EnvUserXattr = "_EPHEM_USERXATTR"
+	// EnvSockets is "USERFD,NETFD,CTLFD": the process joins the user
+	// namespace, then the network namespace (NETFD -1: none), and only
+	// makes sockets there on request over CTLFD (see sockets.c).
+	EnvSockets = "_EPHEM_SOCKETS"
 )
 
 // Error kinds of the error messages the constructor and init send the host;
@@ -58,7 +72,12 @@ func Register(f func()) { initFunc = f }
 
 // IsInit reports whether this process is a debug container's init, before
 // or after it dropped its privileges.
-func IsInit() bool { return os.Getenv(EnvJoin) != "" || os.Getenv(EnvDrop) != "" }
+// EnvJoin is set, as the constructor checks, even when empty: a target in
+// ephem's own namespaces (a host process) has nothing to join.
+func IsInit() bool {
+	_, join := os.LookupEnv(EnvJoin)
+	return join || os.Getenv(EnvDrop) != "" || os.Getenv(EnvUnshare) != ""
+}
 
 // DropSpec formats EnvDrop's value.
 func DropSpec(uid, gid int, groups []int, caps uint64, noNewPrivs, setGroups bool) string {

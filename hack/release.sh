@@ -1,0 +1,170 @@
+#!/usr/bin/env bash
+# hack/release.sh — ephem's release: static linux/amd64 and linux/arm64
+# binaries, tarballs, checksums, the krew manifest and man pages.
+#
+#   hack/release.sh DIR       writes everything into DIR (created; must be empty)
+#   hack/release.sh --check   builds every architecture into a temporary
+#                             directory, validates, runs the amd64 "ephem version"
+#
+# DIR then holds:
+#   linux-ARCH/ephem, linux-ARCH/kubectl-ephem   the binaries (the same file)
+#   ephem_VERSION_linux_ARCH.tar.gz              ephem, kubectl-ephem, README.md,
+#                                                LICENSE, man/*.1
+#   SHA256SUMS                                   sha256 of the tarballs and binaries
+#   ephem.yaml                                   the krew manifest (validated by krew)
+#   man/*.1                                      the man pages
+#
+# The build is reproducible: the same commit gives the same bytes (-trimpath,
+# an empty build ID, the commit's time as the build date, tarballs with fixed
+# owners, modes and mtimes in sorted order, gzip -n). The binaries are static:
+# cgo with glibc's static libraries (amd64) or Debian's cross compiler
+# (arm64: apt install gcc-aarch64-linux-gnu libc6-dev-arm64-cross). A static
+# binary cannot dlopen the host's libpcap, so it is built with the tag
+# "static": "ephem capture" filters use pkg/pcap's built-in compiler (a
+# subset of tcpdump's syntax) rather than libpcap's.
+#
+# Environment:
+#   VERSION              the version (default: the v* tag at HEAD, else
+#                        v0.0.0-YYYYMMDDhhmmss-COMMIT12, as Go pseudo-versions)
+#   ARCHES               the architectures (default "amd64 arm64")
+#   RELEASE_URL          where the tarballs are published, for the krew manifest
+#                        (default https://github.com/ephem-dev/ephem/releases/download/VERSION)
+#   EPHEM_RELEASE_DIRTY  1: build a tree with uncommitted changes (stamped
+#                        COMMIT-dirty); --check implies it
+#   SOURCE_DATE_EPOCH    the build date (default: HEAD's commit time)
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$ROOT"
+export PATH=$PATH:/usr/local/go/bin
+PKG=github.com/ephem-dev/ephem/internal/buildinfo
+
+die() {
+	echo "release.sh: $*" >&2
+	exit "${2:-1}"
+}
+
+CHECK=0
+OUT=
+for arg in "$@"; do
+	case $arg in
+	--check) CHECK=1 ;;
+	-h | --help)
+		sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'
+		exit 0
+		;;
+	-*) die "unknown flag $arg (try --help)" 64 ;;
+	*)
+		[ -z "$OUT" ] || die "one DIR only (try --help)" 64
+		OUT=$arg
+		;;
+	esac
+done
+if [ "$CHECK" -eq 1 ]; then
+	[ -z "$OUT" ] || die "--check takes no DIR" 64
+	OUT=$(mktemp -d /tmp/ephem-release-check.XXXXXX)
+	trap 'rm -rf "$OUT"' EXIT
+	EPHEM_RELEASE_DIRTY=1
+elif [ -z "$OUT" ]; then
+	die "usage: hack/release.sh DIR | --check (try --help)" 64
+else
+	mkdir -p "$OUT"
+	[ -z "$(ls -A "$OUT")" ] || die "$OUT is not empty" 64
+	OUT=$(cd "$OUT" && pwd)
+fi
+
+command -v go >/dev/null || die "Go is not installed (expected in /usr/local/go)" 69
+COMMIT=$(git rev-parse HEAD) || die "not a git checkout" 69
+if [ -n "$(git status --porcelain)" ]; then
+	[ "${EPHEM_RELEASE_DIRTY:-}" = 1 ] || die "the tree has uncommitted changes (git status); commit them, or set EPHEM_RELEASE_DIRTY=1 for a test build" 65
+	COMMIT=$COMMIT-dirty
+fi
+export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct HEAD)}
+DATE=$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y-%m-%dT%H:%M:%SZ)
+if [ -z "${VERSION:-}" ]; then
+	VERSION=$(git describe --tags --exact-match --match 'v*' HEAD 2>/dev/null) ||
+		VERSION=v0.0.0-$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y%m%d%H%M%S)-${COMMIT:0:12}
+fi
+[[ $VERSION =~ ^v[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.-]+)?$ ]] || die "VERSION $VERSION is not v-prefixed semver" 64
+ARCHES=${ARCHES:-amd64 arm64}
+RELEASE_URL=${RELEASE_URL:-https://github.com/ephem-dev/ephem/releases/download/$VERSION}
+echo "release.sh: ephem $VERSION ($COMMIT, $DATE) for ${ARCHES// /, } into $OUT"
+
+# build ARCH writes the static binary for linux/ARCH into OUT/linux-ARCH.
+build() {
+	local arch=$1 cc
+	case $arch in
+	amd64) cc=gcc ;;
+	arm64) cc=aarch64-linux-gnu-gcc ;;
+	*) die "unsupported architecture $arch (amd64 or arm64)" 64 ;;
+	esac
+	command -v "$cc" >/dev/null || die "$cc is missing (apt install gcc libc6-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross)" 69
+	mkdir -p "$OUT/linux-$arch"
+	# netgo and osusergo: no glibc NSS, which a static binary cannot load;
+	# static: no dlopen of libpcap (see pkg/pcap).
+	CGO_ENABLED=1 GOOS=linux GOARCH=$arch CC=$cc CGO_CFLAGS="-O2 -g0" GOFLAGS= \
+		go build -trimpath -buildvcs=false -tags 'static netgo osusergo' \
+		-ldflags "-buildid= -s -w -linkmode external -extldflags '-static -Wl,--build-id=none' -X $PKG.version=$VERSION -X $PKG.commit=$COMMIT -X $PKG.date=$DATE" \
+		-o "$OUT/linux-$arch/ephem" ./cmd/ephem
+	cp "$OUT/linux-$arch/ephem" "$OUT/linux-$arch/kubectl-ephem"
+	local kind
+	kind=$(file -b "$OUT/linux-$arch/ephem")
+	[[ $kind == *"statically linked"* ]] || die "linux-$arch/ephem is not statically linked: $kind"
+	echo "  linux-$arch/ephem: $kind"
+}
+
+# tarball ARCH packs OUT/linux-ARCH with README, LICENSE and the man pages.
+tarball() {
+	local arch=$1 stage name
+	stage=$(mktemp -d)
+	name=ephem_${VERSION}_linux_$arch.tar.gz
+	install -m 755 "$OUT/linux-$arch/ephem" "$OUT/linux-$arch/kubectl-ephem" "$stage/"
+	install -m 644 README.md "$stage/"
+	[ ! -f LICENSE ] || install -m 644 LICENSE "$stage/"
+	install -d -m 755 "$stage/man"
+	install -m 644 "$OUT"/man/*.1 "$stage/man/"
+	(cd "$stage" && find . -mindepth 1 -printf '%P\n' | LC_ALL=C sort |
+		tar --no-recursion --format=gnu --mtime="@$SOURCE_DATE_EPOCH" --owner=0 --group=0 --numeric-owner \
+			-cf - -T -) | gzip -n -9 >"$OUT/$name"
+	rm -rf "$stage"
+	echo "  $name: $(du -h "$OUT/$name" | cut -f1)"
+}
+
+# manifest writes OUT/ephem.yaml from hack/krew and SHA256SUMS, then
+# validates it with krew's own validator (hack/krewcheck, krew v0.4.3).
+manifest() {
+	local arch name sum
+	sed "s|@VERSION@|$VERSION|" hack/krew/ephem.yaml | grep -v '^#' >"$OUT/ephem.yaml"
+	for arch in $ARCHES; do
+		name=ephem_${VERSION}_linux_$arch.tar.gz
+		sum=$(awk -v f="$name" '$2 == f { print $1 }' "$OUT/SHA256SUMS")
+		[ -n "$sum" ] || die "no checksum for $name"
+		sed -e "s|@ARCH@|$arch|" -e "s|@URI@|$RELEASE_URL/$name|" -e "s|@SHA256@|$sum|" hack/krew/platform.yaml >>"$OUT/ephem.yaml"
+		[ ! -f LICENSE ] || printf '    - from: LICENSE\n      to: .\n' >>"$OUT/ephem.yaml"
+	done
+	local out
+	out=$(cd hack/krewcheck && GOFLAGS= go run sigs.k8s.io/krew/cmd/validate-krew-manifest \
+		-manifest "$OUT/ephem.yaml" -skip-install 2>&1) || die "krew's validation refused $OUT/ephem.yaml: $out"
+	sed 's/^/  krew: /' <<<"$out"
+}
+
+[ -f LICENSE ] || echo "release.sh: WARNING: there is no LICENSE file: the tarballs have none" >&2
+GOFLAGS= SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH go run ./hack/man "$OUT/man" || die "writing the man pages"
+for arch in $ARCHES; do
+	build "$arch"
+	tarball "$arch"
+done
+(cd "$OUT" && sha256sum -- *.tar.gz linux-*/ephem linux-*/kubectl-ephem >SHA256SUMS)
+manifest
+
+case " $ARCHES " in
+*" amd64 "*)
+	if [ "$(uname -m)" = x86_64 ]; then
+		got=$("$OUT/linux-amd64/ephem" version -o json) || die "linux-amd64/ephem version failed"
+		grep -q "\"version\": \"$VERSION\"" <<<"$got" || die "linux-amd64/ephem version says $got, want $VERSION"
+		"$OUT/linux-amd64/ephem" version | sed 's/^/  /'
+	fi
+	;;
+esac
+echo "release.sh: done: $OUT"
+cat "$OUT/SHA256SUMS"

@@ -1,0 +1,226 @@
+package target
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	tasks "github.com/containerd/containerd/api/services/tasks/v1"
+	tasktypes "github.com/containerd/containerd/api/types/task"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+)
+
+// criProbeTimeout bounds the Version call that picks one of the usual
+// sockets: a socket that accepts but does not answer is passed over.
+const criProbeTimeout = 2 * time.Second
+
+// criMaxMsg is the largest message accepted from the runtime (crictl's
+// limit): a node's container list can outgrow gRPC's 4 MiB default.
+const criMaxMsg = 16 << 20
+
+// CRIClient is the subset of the CRI runtime service ephem uses: finding a
+// pod's containers and a container's init process. It speaks gRPC on the
+// runtime's unix socket.
+type CRIClient struct {
+	paths    []string // sockets to try, in order
+	explicit bool     // paths is $CONTAINER_RUNTIME_ENDPOINT's
+
+	mu     sync.Mutex
+	first  net.Conn // dialed before gRPC starts, handed to its first dial
+	path   string   // the socket that answered
+	silent bool     // a call got no answer (Unavailable, DeadlineExceeded)
+	conn   *grpc.ClientConn
+	rt     runtimeapi.RuntimeServiceClient
+}
+
+// NewCRIClient returns a client for endpoint, a $CONTAINER_RUNTIME_ENDPOINT
+// value (a path, or unix://PATH); empty tries DefaultCRIEndpoints.
+func NewCRIClient(endpoint string) (*CRIClient, error) {
+	if endpoint == "" {
+		c := &CRIClient{}
+		for _, e := range DefaultCRIEndpoints {
+			c.paths = append(c.paths, strings.TrimPrefix(e, "unix://"))
+		}
+		return c, nil
+	}
+	path := strings.TrimPrefix(endpoint, "unix://")
+	if !filepath.IsAbs(path) {
+		return nil, fmt.Errorf("%w: %s=%q is not a unix socket: write unix:///PATH or /PATH", ErrInvalid, EnvCRIEndpoint, endpoint)
+	}
+	return &CRIClient{paths: []string{path}, explicit: true}, nil
+}
+
+// connect connects to the first socket that answers: the one named, or the
+// first usual one whose runtime answers Version. Sockets that are missing
+// or refuse say so at once (ErrUnreachable), without gRPC's retries.
+func (c *CRIClient) connect(ctx context.Context) error {
+	var errs []error
+	for _, path := range c.paths {
+		err := c.try(ctx, path)
+		if err == nil {
+			return nil
+		}
+		errs = append(errs, err)
+	}
+	if c.explicit {
+		return fmt.Errorf("%w: connecting to the CRI runtime at unix://%s: %w (is it running? set %s)",
+			ErrUnreachable, c.paths[0], errs[0], EnvCRIEndpoint)
+	}
+	return fmt.Errorf("%w: no CRI runtime answers on this host: %w (start containerd or CRI-O, or set %s to the runtime's socket)",
+		ErrUnreachable, oneLine(errs), EnvCRIEndpoint)
+}
+
+// oneLine is errors.Join on one line: its errors joined by "; ".
+type oneLine []error
+
+func (e oneLine) Error() string {
+	msgs := make([]string, len(e))
+	for i, err := range e {
+		msgs[i] = err.Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+
+func (e oneLine) Unwrap() []error { return e }
+
+// try connects to the socket at path; unless it was named, its runtime
+// must answer Version.
+func (c *CRIClient) try(ctx context.Context, path string) error {
+	var d net.Dialer
+	first, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	c.first, c.path = first, path
+	c.mu.Unlock()
+	conn, err := grpc.NewClient("passthrough:///cri",
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithContextDialer(c.dial),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(criMaxMsg)))
+	if err != nil {
+		_ = first.Close()
+		return fmt.Errorf("connecting to %s: %w", path, err)
+	}
+	rt := runtimeapi.NewRuntimeServiceClient(conn)
+	if !c.explicit {
+		pctx, cancel := context.WithTimeout(ctx, criProbeTimeout)
+		_, err = rt.Version(pctx, &runtimeapi.VersionRequest{}, c.callOpts()...)
+		cancel()
+		if err != nil {
+			_ = conn.Close()
+			return fmt.Errorf("%s does not answer CRI's Version: %s", path, status.Convert(err).Message())
+		}
+	}
+	c.conn, c.rt = conn, rt
+	return nil
+}
+
+func (c *CRIClient) dial(ctx context.Context, _ string) (net.Conn, error) {
+	c.mu.Lock()
+	first, path := c.first, c.path
+	c.first = nil
+	c.mu.Unlock()
+	if first != nil {
+		return first, nil
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, "unix", path)
+}
+
+// callOpts are the options of every call: none (a call fails at once,
+// rather than waiting for the context's deadline, when the socket does not
+// speak gRPC).
+func (c *CRIClient) callOpts() []grpc.CallOption { return nil }
+
+// Close closes the connection, if any.
+func (c *CRIClient) Close() {
+	if c.conn != nil {
+		_ = c.conn.Close()
+	}
+}
+
+// where names the runtime's socket for messages.
+func (c *CRIClient) where() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.path == "" {
+		return "unix://" + strings.Join(c.paths, ", unix://")
+	}
+	return "unix://" + c.path
+}
+
+// Down reports whether err says the runtime's socket did not answer:
+// missing, refused, or silent until the timeout.
+func (c *CRIClient) Down(err error) bool {
+	c.mu.Lock()
+	silent := c.silent
+	c.mu.Unlock()
+	return errors.Is(err, ErrUnreachable) && (SocketDown(err) || silent)
+}
+
+// apiError turns a gRPC error into one line: unreachable when the runtime
+// did not answer, else what it said.
+func (c *CRIClient) apiError(err error) error {
+	st := status.Convert(err)
+	switch st.Code() {
+	case codes.Unavailable, codes.DeadlineExceeded:
+		c.mu.Lock()
+		c.silent = true
+		c.mu.Unlock()
+		return fmt.Errorf("%w: the CRI runtime at %s did not answer: %s (is it running? set %s to a CRI runtime's socket)",
+			ErrUnreachable, c.where(), st.Message(), EnvCRIEndpoint)
+	case codes.Unimplemented:
+		return fmt.Errorf("%w: %s does not serve the CRI API (v1): %s: set %s to a CRI runtime's socket",
+			ErrUnreachable, c.where(), st.Message(), EnvCRIEndpoint)
+	}
+	return fmt.Errorf("%w: the CRI runtime at %s answered %s: %s", ErrUnreachable, c.where(), st.Code(), st.Message())
+}
+
+// isNotFound reports whether err is the runtime's "no such container":
+// gRPC's NotFound, or an Unknown whose message says so (CRI-O).
+func isNotFound(err error) bool {
+	st := status.Convert(err)
+	msg := strings.ToLower(st.Message())
+	return st.Code() == codes.NotFound ||
+		(st.Code() == codes.Unknown && (strings.Contains(msg, "not found") || strings.Contains(msg, "does not exist")))
+}
+
+// criContainerdNamespace is the containerd namespace of the containers
+// containerd's CRI plugin runs.
+const criContainerdNamespace = "k8s.io"
+
+// containerdTaskPID returns the PID of container id's running task when
+// the CRI runtime is containerd, which serves its own API on the same
+// socket: much cheaper than a verbose status, which marshals the whole
+// OCI spec. Any other answer (CRI-O: Unimplemented) is 0.
+func (c *CRIClient) containerdTaskPID(ctx context.Context, id string) int {
+	ctx = metadata.AppendToOutgoingContext(ctx, "containerd-namespace", criContainerdNamespace)
+	resp, err := tasks.NewTasksClient(c.conn).Get(ctx, &tasks.GetRequest{ContainerID: id}, c.callOpts()...)
+	if err != nil || resp.GetProcess().GetStatus() != tasktypes.Status_RUNNING {
+		return 0
+	}
+	return int(resp.GetProcess().GetPid())
+}
+
+// infoPID returns the "pid" of a container's verbose info JSON, or 0.
+func infoPID(info string) int {
+	var v struct {
+		PID int `json:"pid"`
+	}
+	if json.Unmarshal([]byte(info), &v) != nil {
+		return 0
+	}
+	return v.PID
+}
