@@ -40,7 +40,7 @@ export PATH=$PATH:/usr/local/go/bin
 PKG=github.com/ephem-dev/ephem/internal/buildinfo
 
 die() {
-	echo "release.sh: $*" >&2
+	echo "release.sh: $1" >&2
 	exit "${2:-1}"
 }
 
@@ -50,7 +50,7 @@ for arg in "$@"; do
 	case $arg in
 	--check) CHECK=1 ;;
 	-h | --help)
-		sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'
+		sed -n '2,/^set /{/^#/p}' "$0" | sed 's/^# \{0,1\}//'
 		exit 0
 		;;
 	-*) die "unknown flag $arg (try --help)" 64 ;;
@@ -60,19 +60,9 @@ for arg in "$@"; do
 		;;
 	esac
 done
-if [ "$CHECK" -eq 1 ]; then
-	[ -z "$OUT" ] || die "--check takes no DIR" 64
-	OUT=$(mktemp -d /tmp/ephem-release-check.XXXXXX)
-	trap 'rm -rf "$OUT"' EXIT
-	EPHEM_RELEASE_DIRTY=1
-elif [ -z "$OUT" ]; then
-	die "usage: hack/release.sh DIR | --check (try --help)" 64
-else
-	mkdir -p "$OUT"
-	[ -z "$(ls -A "$OUT")" ] || die "$OUT is not empty" 64
-	OUT=$(cd "$OUT" && pwd)
-fi
-
+[ "$CHECK" -eq 0 ] || EPHEM_RELEASE_DIRTY=1
+[ "$CHECK" -eq 0 ] || [ -z "$OUT" ] || die "--check takes no DIR" 64
+[ "$CHECK" -eq 1 ] || [ -n "$OUT" ] || die "usage: hack/release.sh DIR | --check (try --help)" 64
 command -v go >/dev/null || die "Go is not installed (expected in /usr/local/go)" 69
 COMMIT=$(git rev-parse HEAD) || die "not a git checkout" 69
 if [ -n "$(git status --porcelain)" ]; then
@@ -86,6 +76,18 @@ if [ -z "${VERSION:-}" ]; then
 		VERSION=v0.0.0-$(date -u -d "@$SOURCE_DATE_EPOCH" +%Y%m%d%H%M%S)-${COMMIT:0:12}
 fi
 [[ $VERSION =~ ^v[0-9]+\.[0-9]+\.[0-9]+([-+][0-9A-Za-z.-]+)?$ ]] || die "VERSION $VERSION is not v-prefixed semver" 64
+if [ "$CHECK" -eq 1 ]; then
+	OUT=$(mktemp -d /tmp/ephem-release-check.XXXXXX)
+	trap 'rm -rf "$OUT"' EXIT
+else
+	[ -e "$OUT" ] && CREATED=0 || CREATED=1
+	mkdir -p "$OUT"
+	[ -z "$(ls -A "$OUT")" ] || die "$OUT is not empty" 64
+	OUT=$(cd "$OUT" && pwd)
+	# A failed release leaves nothing: DIR is emptied, and removed if it was made here.
+	trap 'rc=$?; if [ "$rc" -ne 0 ]; then find "$OUT" -mindepth 1 -delete; [ "$CREATED" -eq 0 ] || rmdir "$OUT"; fi' EXIT
+fi
+
 ARCHES=${ARCHES:-amd64 arm64}
 RELEASE_URL=${RELEASE_URL:-https://github.com/ephem-dev/ephem/releases/download/$VERSION}
 echo "release.sh: ephem $VERSION ($COMMIT, $DATE) for ${ARCHES// /, } into $OUT"

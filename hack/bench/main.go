@@ -3,6 +3,7 @@
 // markdown report (docs/benchmarks.md holds the last one).
 //
 //	go run ./hack/bench [-runs 15] [-large-mb 500] [-ephem BIN] [-ephem-base BIN] [-docker=false]
+//	go run ./hack/bench -mode cp [-runs 5] [-cp-mb 1024]   (cp throughput, cp.go)
 //
 // Every case runs `true` in a target's namespaces; the cases are interleaved
 // round by round (in a rotating order) so that machine noise hits them
@@ -58,6 +59,8 @@ type options struct {
 	base    string
 	docker  bool
 	workDir string
+	mode    string // "debug", or "cp" (cp.go)
+	cpMB    int
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -70,11 +73,18 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.base, "ephem-base", "", "a second ephem binary (say, of an earlier commit) timed as the case ephem-base, interleaved with the others")
 	fs.BoolVar(&o.docker, "docker", true, "also measure docker run (starts hack/dockerd.sh's daemon)")
 	fs.StringVar(&o.workDir, "work", "/var/tmp", "directory for the registry and ephem's cache (needs overlayfs support)")
+	fs.StringVar(&o.mode, "mode", "debug", "what to measure: debug (time-to-command) or cp (cp throughput, cp.go)")
+	fs.IntVar(&o.cpMB, "cp-mb", 1024, "-mode cp: size of the copied file in MiB")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
-	if o.runs < 10 {
-		return o, fmt.Errorf("-runs %d: at least 10 runs are needed for a p90", o.runs)
+	if minRuns := map[string]int{"debug": 10, "cp": 5}[o.mode]; minRuns == 0 {
+		return o, fmt.Errorf("-mode %q: debug or cp", o.mode)
+	} else if o.runs < minRuns {
+		return o, fmt.Errorf("-runs %d: at least %d runs are needed for a p90", o.runs, minRuns)
+	}
+	if o.cpMB < 1 {
+		return o, fmt.Errorf("-cp-mb %d: at least 1", o.cpMB)
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments %q", fs.Args())
@@ -89,6 +99,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if os.Geteuid() != 0 {
 		return errors.New("needs root (ephem, nsenter and dockerd do): run go run ./hack/bench as root")
+	}
+	if o.mode == "cp" {
+		return runCp(ctx, o, stdout, stderr)
 	}
 	env, cleanup, err := setUp(ctx, o, stderr)
 	defer cleanup()

@@ -17,6 +17,9 @@ func newAttachCmd(g *GlobalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "attach ID",
 		Short: "Reattach to a debug session, as ephem ls lists it (one that ended shows its output and exit code)",
+		Example: `  ephem ls                      # the IDs of this host's sessions
+  ephem attach 3f2a9c           # reattach (detach again with ctrl-p,ctrl-q)
+  ephem attach pod/web/debugger-x7k2p -n shop`,
 		Long: `Reattach to a debug session: a detached local session by its ID, or a
 Kubernetes debug container as pod/NAME/CONTAINER. ephem ls lists both.`,
 		Args: cobra.ExactArgs(1),

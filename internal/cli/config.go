@@ -130,6 +130,8 @@ func newConfigCmd(g *GlobalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "config",
 		Short: "Show ephem's configuration",
+		Example: `  ephem config view
+  EPHEM_CONFIG=/etc/ephem/ci.yaml ephem config view -o json`,
 		Long: `ephem reads defaults for its flags from two YAML files: the user's
 ($EPHEM_CONFIG, else $XDG_CONFIG_HOME/ephem/config.yaml, default
 ~/.config/ephem/config.yaml) and the system's (/etc/ephem/config.yaml).

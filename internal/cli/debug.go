@@ -101,6 +101,9 @@ Exit codes: the command's own; ephem's failures use 64-78 (see docs/exit-codes.m
 	f.BoolVarP(&o.Quiet, "quiet", "q", false, "print no pull progress")
 	f.StringVar(&o.DetachKeys, "detach-keys", "ctrl-p,ctrl-q", "key sequence that detaches from a terminal session")
 	o.Record.addFlags(f)
+	setFlagGroup(f, groupImage, "image", "pull", "quiet")
+	// The kubelet pulls a pod's images: these shape only ephem's own pulls.
+	setFlagGroup(f, groupLocal, "max-image-size", "cache-min-free", "pull-timeout", "insecure-registry")
 	o.flags = f
 	g.backends.addFlags(runtime.VerbDebug, f)
 	return cmd

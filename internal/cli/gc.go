@@ -13,6 +13,8 @@ func newGCCmd(g *GlobalOptions) *cobra.Command {
 	return &cobra.Command{
 		Use:   "gc",
 		Short: "Remove state left by interrupted runs (partial downloads and unpacks)",
+		Example: `  ephem gc
+  ephem gc --cache-dir /srv/ephem-cache`,
 		Long: `Sessions keep their mounts in their own mount namespace and their files on
 a tmpfs, so a killed ephem leaves nothing mounted on the host. What a killed
 pull can leave is a partial download or unpack in the cache's tmp directory;

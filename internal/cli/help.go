@@ -32,6 +32,27 @@ Global Flags:
 Use "{{.CommandPath}} [command] --help" for more information about a command.{{end}}
 `
 
+// The help headings of flags that are not a backend's: the debug image,
+// and ephem's own image cache on this host (local targets).
+const (
+	groupImage = "Image flags"
+	groupLocal = "Local flags (ephem's image cache on this host)"
+)
+
+// setFlagGroup puts fs's flags names under the help heading group.
+func setFlagGroup(fs *pflag.FlagSet, group string, names ...string) {
+	for _, n := range names {
+		f := fs.Lookup(n)
+		if f == nil {
+			panic("setFlagGroup: no flag --" + n)
+		}
+		if f.Annotations == nil {
+			f.Annotations = map[string][]string{}
+		}
+		f.Annotations[annGroup] = []string{group}
+	}
+}
+
 func init() {
 	cobra.AddTemplateFunc("ungroupedFlags", ungroupedFlags)
 	cobra.AddTemplateFunc("flagGroups", flagGroups)
@@ -43,17 +64,29 @@ func ungroupedFlags(fs *pflag.FlagSet) string {
 	return selectFlags(func(f *pflag.Flag) bool { return len(f.Annotations[annGroup]) == 0 }, fs)
 }
 
-// flagGroups lists the backend groups of c's flags, in order of appearance.
+// flagGroups lists the groups of c's flags: image, local, then the
+// backends' in order of appearance.
 func flagGroups(c *cobra.Command) []string {
-	var out []string
+	out := []string{}
+	var found []string
 	seen := map[string]bool{}
 	for _, fs := range []*pflag.FlagSet{c.LocalFlags(), c.InheritedFlags()} {
 		fs.VisitAll(func(f *pflag.Flag) {
 			if g := f.Annotations[annGroup]; len(g) == 1 && !f.Hidden && !seen[g[0]] {
 				seen[g[0]] = true
-				out = append(out, g[0])
+				found = append(found, g[0])
 			}
 		})
+	}
+	for _, g := range []string{groupImage, groupLocal} {
+		if seen[g] {
+			out = append(out, g)
+		}
+	}
+	for _, g := range found {
+		if g != groupImage && g != groupLocal {
+			out = append(out, g)
+		}
 	}
 	return out
 }

@@ -23,10 +23,7 @@ func walk(c *cobra.Command, f func(*cobra.Command)) {
 
 // lacksExamples are the commands still without examples, waiting for their
 // files' owners: remove a command from here when it gets its Example.
-var lacksExamples = map[string]bool{
-	"ephem attach": true, "ephem config": true, "ephem gc": true, "ephem ls": true,
-	"ephem images": true, "ephem images ls": true, "ephem images prune": true, "ephem images rm": true,
-}
+var lacksExamples = map[string]bool{}
 
 // TestEveryVerbHasExamples: every runnable command's --help shows examples.
 func TestEveryVerbHasExamples(t *testing.T) {
@@ -103,5 +100,31 @@ func TestVersion(t *testing.T) {
 	}
 	if code, _, _ := run("version", "extra"); code != 64 {
 		t.Errorf("ephem version extra: exit %d, want 64", code)
+	}
+}
+
+// TestHelpFlagGroups: debug's help shows its own flags, then the image's,
+// then the local image cache's, then Kubernetes', each flag once.
+func TestHelpFlagGroups(t *testing.T) {
+	help := helpOf(t, "debug")
+	heads := []string{"\nFlags:\n", "\n" + groupImage + ":\n", "\n" + groupLocal + ":\n", "\nKubernetes flags:\n"}
+	at := make([]int, len(heads))
+	for i, h := range heads {
+		if at[i] = strings.Index(help, h); at[i] < 0 || (i > 0 && at[i] < at[i-1]) {
+			t.Fatalf("heading %q missing or out of order in:\n%s", strings.TrimSpace(h), help)
+		}
+	}
+	section := func(i int) string {
+		if i+1 < len(at) {
+			return help[at[i]:at[i+1]]
+		}
+		return help[at[i]:]
+	}
+	for flag, want := range map[string]int{"--profile": 0, "--image string": 1, "--pull string": 1, "--pull-timeout": 2, "--insecure-registry": 2, "--kubeconfig": 3} {
+		for i := range heads {
+			if got := strings.Contains(section(i), flag); got != (i == want) {
+				t.Errorf("%s under %q: %v, want only under %q", flag, strings.TrimSpace(heads[i]), got, strings.TrimSpace(heads[want]))
+			}
+		}
 	}
 }

@@ -17,6 +17,8 @@ func newImagesCmd(g *GlobalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "images",
 		Short: "List and remove cached tool images",
+		Example: `  ephem images ls
+  ephem images rm busybox:latest && ephem images prune`,
 		Long: `ephem keeps pulled tool images unpacked in a cache (--cache-dir, default
 /var/lib/ephem as root, else $XDG_CACHE_HOME/ephem or ~/.cache/ephem) so that
 later runs start without pulling. These commands
@@ -49,6 +51,9 @@ func newImagesLsCmd(g *GlobalOptions) *cobra.Command {
 		Use:     "ls",
 		Aliases: []string{"list"},
 		Short:   "List cached images",
+		Example: `  ephem images ls
+  ephem images ls -o wide
+  ephem images ls -q            # digests only, one per line`,
 		Long: `List the cached image references: the digest each resolves to, the unpacked
 size of its layers (shared layers count in every image), and when a run last
 used it. References pulled for another platform than this host's show it.`,
@@ -151,6 +156,8 @@ func newImagesRmCmd(g *GlobalOptions) *cobra.Command {
 		Use:     "rm REF|DIGEST...",
 		Aliases: []string{"remove"},
 		Short:   "Forget cached image references",
+		Example: `  ephem images rm busybox:latest
+  ephem images rm sha256:3b5df3589fc7`,
 		Long: `Forget the given references (as ls prints them, or as given to --image), or
 every reference to a digest (in full, or its first 12 or more hex digits).
 Their layers stay on disk until "ephem images prune".`,
@@ -176,6 +183,8 @@ func newImagesPruneCmd(g *GlobalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "prune",
 		Short: "Free the space of layers no cached reference uses",
+		Example: `  ephem images prune
+  ephem images prune --all      # empty the cache`,
 		Long: `Remove the layers that no cached reference uses, and leftovers of
 interrupted pulls. With --all, forget every reference first, emptying the
 cache. Layers in use by a running debug container are kept.`,

@@ -17,6 +17,9 @@ func newLsCmd(g *GlobalOptions) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "ls [TARGET]",
 		Short: "List debug sessions: this host's interactive ones, or a target's",
+		Example: `  ephem ls
+  ephem ls pod/web -n shop
+  ephem ls -l app=web -o json | jq '.[].exitCode'`,
 		Long: `Without arguments, ls lists this host's interactive debug sessions (the ones
 "ephem attach ID" reattaches to). With a target (a pod or workload, -l, or
 --kube for a whole namespace) it lists that target's debug sessions: image,

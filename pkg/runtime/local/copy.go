@@ -31,6 +31,7 @@ type rootFS struct {
 	fd       int
 	ref      target.Ref
 	uid, gid []idRange
+	proc     *openTarget // the running target's pidfd; nil for a stopped one
 }
 
 // openRoot resolves ref and opens its root directory, checking that the
@@ -50,27 +51,42 @@ func (e *Engine) openRoot(ctx context.Context, ref target.Ref) (*rootFS, error) 
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s has exited", target.ErrNotFound, proc.Description)
 	}
-	defer func() { _ = unix.Close(pidfd) }()
 	dir := "/proc/" + strconv.Itoa(proc.PID)
 	fd, err := unix.Open(dir+"/root", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
+		_ = unix.Close(pidfd)
 		return nil, procError(proc.PID, "root", err)
 	}
-	r := &rootFS{fd: fd, ref: ref}
+	r := &rootFS{fd: fd, ref: ref, proc: &openTarget{pidfd: pidfd}}
 	r.uid, err = readIDMap(dir + "/uid_map")
 	if err == nil {
 		r.gid, err = readIDMap(dir + "/gid_map")
 	}
 	// The PID may have been reused between Resolve and Open: the pidfd
 	// says whether the process it names still runs.
-	if t := (&openTarget{pidfd: pidfd}); err != nil || !t.alive() {
+	if err != nil || !r.proc.alive() {
 		r.close()
 		return nil, fmt.Errorf("%w: %s exited while ephem opened it", target.ErrNotFound, proc.Description)
 	}
 	return r, nil
 }
 
-func (r *rootFS) close() { _ = unix.Close(r.fd) }
+func (r *rootFS) close() {
+	_ = unix.Close(r.fd)
+	if r.proc != nil {
+		_ = unix.Close(r.proc.pidfd)
+	}
+}
+
+// gone returns an ErrTargetGone error (exit 75) once the target's process
+// has exited: its files stay readable through the open descriptors, but a
+// copy that outlives the target is not what the user asked for.
+func (r *rootFS) gone() error {
+	if r.proc == nil || r.proc.alive() {
+		return nil
+	}
+	return fmt.Errorf("%w during the copy: %s", runtime.ErrTargetGone, r.ref)
+}
 
 // open resolves p inside the root; follow says whether a symbolic link as
 // p's last component is followed (inside the root, as every other is).
@@ -173,6 +189,9 @@ func (r *rootFS) copyFrom(ctx context.Context, p string, o runtime.CopyOptions, 
 	if err := c.entry(p, path.Base(p), &st, reopen, func() (string, error) { return readlink(fd, "") }); err != nil {
 		return err
 	}
+	if err := r.gone(); err != nil {
+		return err
+	}
 	if err := c.tw.Close(); err != nil {
 		return fmt.Errorf("writing the tar stream: %w", err)
 	}
@@ -184,12 +203,20 @@ type tarOut struct {
 	r   *rootFS
 	tw  *tar.Writer
 	ctx context.Context
+	buf []byte // file contents pass through it, copyBufferSize bytes
 }
+
+// copyBufferSize is the buffer a file's content is copied through: 32 KiB
+// (io.Copy's) halves the throughput of a large file through the pipe.
+const copyBufferSize = 1 << 20
 
 // entry writes one file, directory or link, named name in the stream and
 // p in the target; open reopens it for reading, link reads a link.
 func (c *tarOut) entry(p, name string, st *unix.Stat_t, open func(int) (int, error), link func() (string, error)) error {
 	if err := c.ctx.Err(); err != nil {
+		return err
+	}
+	if err := c.r.gone(); err != nil {
 		return err
 	}
 	h := &tar.Header{Name: name, Mode: int64(st.Mode & 0o7777), Uid: toInside(c.r.uid, st.Uid), Gid: toInside(c.r.gid, st.Gid),
@@ -233,7 +260,13 @@ func (c *tarOut) file(p string, h *tar.Header, open func(int) (int, error)) erro
 	if err := c.header(h); err != nil {
 		return err
 	}
-	n, err := io.Copy(c.tw, io.LimitReader(f, h.Size))
+	if c.buf == nil {
+		c.buf = make([]byte, copyBufferSize)
+	}
+	n, err := io.CopyBuffer(c.tw, &goneReader{r: c.r, rd: io.LimitReader(f, h.Size)}, c.buf)
+	if errors.Is(err, runtime.ErrTargetGone) {
+		return err
+	}
 	if err == nil && n < h.Size {
 		err = fmt.Errorf("%w: %s:%s shrank while ephem copied it", runtime.ErrOS, c.r.ref, p)
 	}
@@ -241,6 +274,30 @@ func (c *tarOut) file(p string, h *tar.Header, open func(int) (int, error)) erro
 		return fmt.Errorf("copying %s:%s: %w", c.r.ref, p, err)
 	}
 	return nil
+}
+
+// goneCheckEvery is how many bytes of a file are read between two checks
+// that the target still runs.
+const goneCheckEvery = 8 << 20
+
+// goneReader reads rd and fails once the target has exited, checking
+// every goneCheckEvery bytes, so a large file's copy ends soon after.
+type goneReader struct {
+	r    *rootFS
+	rd   io.Reader
+	read int64
+}
+
+func (g *goneReader) Read(b []byte) (int, error) {
+	if g.read >= goneCheckEvery {
+		g.read = 0
+		if err := g.r.gone(); err != nil {
+			return 0, err
+		}
+	}
+	n, err := g.rd.Read(b)
+	g.read += int64(n)
+	return n, err
 }
 
 // dir writes a directory and, recursively, what it holds, opening each
