@@ -41,7 +41,7 @@ log() { echo "dockerd.sh: $*" >&2; }
 die() { log "error: $*"; exit 1; }
 
 need_root() {
-	[ "$(id -u)" -eq 0 ] || die "must run as root (try: sudo $0 $*)"
+	[ "$(id -u)" -eq 0 ] || die "must run as root (from a root shell: $0 $*)"
 }
 
 # install_docker installs Debian's docker.io when dockerd or the client is missing.

@@ -4,6 +4,7 @@
 //
 //	go run ./hack/bench [-runs 15] [-large-mb 500] [-ephem BIN] [-ephem-base BIN] [-docker=false]
 //	go run ./hack/bench -mode cp [-runs 5] [-cp-mb 1024]   (cp throughput, cp.go)
+//	go run ./hack/bench -mode resolve [-runs 200]         (target.Resolve in-process, resolve.go)
 //
 // Every case runs `true` in a target's namespaces; the cases are interleaved
 // round by round (in a rotating order) so that machine noise hits them
@@ -14,6 +15,10 @@
 //     reference: no target, no container);
 //   - ephem: ephem debug pid:PID --image BUSYBOX -- true (image cached);
 //   - ephem-large: the same with a busybox plus LARGE-MB MiB of layers;
+//   - ephem-podman, ephem-cri, ephem-docker, ephem-containerd: the same by
+//     each runtime's reference, through its API, and (-noapi) by full ID
+//     with its socket absent, found from /proc (podman.go, cri.go,
+//     runtimes.go); a runtime that is not installed has no case;
 //   - docker: docker run --rm --network container:X --pid container:X
 //     busybox true, on the test daemon of hack/dockerd.sh.
 //
@@ -73,13 +78,13 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.base, "ephem-base", "", "a second ephem binary (say, of an earlier commit) timed as the case ephem-base, interleaved with the others")
 	fs.BoolVar(&o.docker, "docker", true, "also measure docker run (starts hack/dockerd.sh's daemon)")
 	fs.StringVar(&o.workDir, "work", "/var/tmp", "directory for the registry and ephem's cache (needs overlayfs support)")
-	fs.StringVar(&o.mode, "mode", "debug", "what to measure: debug (time-to-command) or cp (cp throughput, cp.go)")
+	fs.StringVar(&o.mode, "mode", "debug", "what to measure: debug (time-to-command), cp (cp throughput, cp.go) or resolve (in-process target resolution, resolve.go)")
 	fs.IntVar(&o.cpMB, "cp-mb", 1024, "-mode cp: size of the copied file in MiB")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
-	if minRuns := map[string]int{"debug": 10, "cp": 5}[o.mode]; minRuns == 0 {
-		return o, fmt.Errorf("-mode %q: debug or cp", o.mode)
+	if minRuns := map[string]int{"debug": 10, "cp": 5, "resolve": 3}[o.mode]; minRuns == 0 {
+		return o, fmt.Errorf("-mode %q: debug, cp or resolve", o.mode)
 	} else if o.runs < minRuns {
 		return o, fmt.Errorf("-runs %d: at least %d runs are needed for a p90", o.runs, minRuns)
 	}
@@ -102,6 +107,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if o.mode == "cp" {
 		return runCp(ctx, o, stdout, stderr)
+	}
+	if o.mode == "resolve" {
+		return runResolve(ctx, o, stdout, stderr) // resolve.go
 	}
 	env, cleanup, err := setUp(ctx, o, stderr)
 	defer cleanup()
@@ -132,7 +140,7 @@ type benchEnv struct {
 	dockerHost string // "" to skip docker
 	dockerCtr  string // docker's target container
 	dockerImg  string // busybox tag in docker
-	// extra are other runtimes' cases (podman.go, cri.go).
+	// extra are other runtimes' cases (podman.go, cri.go, runtimes.go).
 	extra []benchCase
 }
 
@@ -204,6 +212,9 @@ func setUp(ctx context.Context, o options, stderr io.Writer) (env *benchEnv, cle
 		if err := env.setUpDocker(ctx, work, &undo, stderr); err != nil {
 			return nil, cleanup, err
 		}
+	}
+	if err := env.setUpRuntimes(ctx, work, &undo, stderr); err != nil { // runtimes.go
+		return nil, cleanup, err
 	}
 	return env, cleanup, nil
 }

@@ -73,6 +73,7 @@ func (r report) targets(st map[string]stats) []target {
 	}
 	ts = append(ts, podmanTargets(st)...)
 	ts = append(ts, criTargets(st)...)
+	ts = append(ts, runtimeTargets(st)...)
 	if x, ok := ratio(caseEphem, caseEphemBase); ok {
 		ts = append(ts, target{what: "ephem / ephem-base", ratio: x, goal: "(a comparison, no goal)", info: true})
 	}

@@ -95,18 +95,12 @@ func (e *Engine) CompleteTargets(ctx context.Context, toComplete string) ([]runt
 // completionSources returns this host's runtimes, found where their own
 // tools find them.
 func completionSources() []completionSource {
-	podman := []string{"/run/podman/podman.sock"}
-	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" && os.Geteuid() != 0 {
-		podman = []string{filepath.Join(d, "podman", "podman.sock")}
-	}
 	return []completionSource{
 		{scheme: "pid:", list: listProcesses},
 		{scheme: "docker://", list: func(ctx context.Context) ([]runtime.Completion, error) {
 			return listEngine(ctx, os.Getenv("DOCKER_HOST"), "docker")
 		}},
-		{scheme: "podman://", list: func(ctx context.Context) ([]runtime.Completion, error) {
-			return listEngine(ctx, "unix://"+podman[0], "podman")
-		}},
+		{scheme: "podman://", list: listPodman},
 		{scheme: "containerd://", list: func(ctx context.Context) ([]runtime.Completion, error) {
 			return listContainerd(ctx, os.Getenv("CONTAINERD_ADDRESS"))
 		}},
@@ -296,6 +290,30 @@ func listContainerd(ctx context.Context, address string) ([]runtime.Completion, 
 			}
 			out = append(out, runtime.Completion{Value: "containerd://" + ns.GetName() + "/" + name, Description: "containerd container, " + c.GetImage()})
 		}
+	}
+	return out, nil
+}
+
+// listPodman lists podman's containers from its storages, as podman://
+// resolves them (no podman service needed): podman://NAME, or
+// podman://USER/NAME for a name that several storages hold.
+func listPodman(context.Context) ([]runtime.Completion, error) {
+	all := target.PodmanContainers()
+	count := map[string]int{}
+	for _, c := range all {
+		count[c.Name]++
+	}
+	out := make([]runtime.Completion, 0, len(all))
+	for _, c := range all {
+		v := "podman://" + c.Name
+		if count[c.Name] > 1 {
+			v = c.Ref
+		}
+		state := "stopped"
+		if c.Running {
+			state = "running"
+		}
+		out = append(out, runtime.Completion{Value: v, Description: "podman container (" + state + "), " + c.Ref})
 	}
 	return out, nil
 }

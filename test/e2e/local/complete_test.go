@@ -174,3 +174,40 @@ func TestCompletionContainerd(t *testing.T) {
 		t.Errorf("a bare name: want completed-web among %q", got)
 	}
 }
+
+// TestCompletionPodman: podman's containers complete from its storages, as
+// podman:// resolves them, with no podman service running: a rootful one
+// by name, a name both rootful and rootless storages hold as the full
+// podman://USER/NAME references.
+func TestCompletionPodman(t *testing.T) {
+	f := setup(t)
+	rootful, rootless := e2eutil.RootfulPodman(t), e2eutil.RootlessPodman(t)
+	image := e2eutil.PushImage(t, f.registry, "ephem/distroless", f.images["distroless"])
+	rootful.Pull(t, image)
+	rootless.Pull(t, image)
+	s := randomID(t)[:8]
+	web, both := "cpl-web-"+s, "cpl-both-"+s
+	rootful.Start(t, web, image)
+	rootful.Start(t, both, image)
+	rootless.Start(t, both, image)
+	t.Setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+	t.Setenv("CONTAINERD_ADDRESS", "/nonexistent/containerd.sock")
+	t.Setenv("KUBECONFIG", "/nonexistent/kubeconfig")
+	got, took := completions(t, f, "", "debug", "podman://cpl-")
+	if !hasValue(got, "podman://"+web) {
+		t.Errorf("debug podman://cpl-: want podman://%s among %q", web, got)
+	}
+	if hasValue(got, "podman://"+both) {
+		t.Errorf("debug podman://cpl-: %s is in two storages, so podman://%s is ambiguous, yet offered: %q", both, both, got)
+	}
+	all, _ := completions(t, f, "", "debug", "podman://")
+	for _, want := range []string{"podman://root/" + both, "podman://" + rootless.User + "/" + both} {
+		if !hasValue(all, want) {
+			t.Errorf("debug podman://: want %s (a name in two storages) among %q", want, all)
+		}
+	}
+	t.Logf("ephem __complete debug podman://cpl-: %v", took)
+	if got, _ = completions(t, f, "", "debug", "cpl-web"); !hasValue(got, web) {
+		t.Errorf("a bare name: want %s among %q", web, got)
+	}
+}
