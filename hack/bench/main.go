@@ -5,6 +5,7 @@
 //	go run ./hack/bench [-runs 15] [-large-mb 500] [-ephem BIN] [-ephem-base BIN] [-docker=false]
 //	go run ./hack/bench -mode cp [-runs 5] [-cp-mb 1024]   (cp throughput, cp.go)
 //	go run ./hack/bench -mode resolve [-runs 200]         (target.Resolve in-process, resolve.go)
+//	go run ./hack/bench -mode coldpull [-runs 5]          (cold pull against docker pull + run, coldpull.go)
 //
 // Every case runs `true` in a target's namespaces; the cases are interleaved
 // round by round (in a rotating order) so that machine noise hits them
@@ -66,6 +67,7 @@ type options struct {
 	workDir string
 	mode    string // "debug", or "cp" (cp.go)
 	cpMB    int
+	coldMB  int // -mode coldpull (coldpull.go)
 }
 
 func parseFlags(args []string, stderr io.Writer) (options, error) {
@@ -78,13 +80,14 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.base, "ephem-base", "", "a second ephem binary (say, of an earlier commit) timed as the case ephem-base, interleaved with the others")
 	fs.BoolVar(&o.docker, "docker", true, "also measure docker run (starts hack/dockerd.sh's daemon)")
 	fs.StringVar(&o.workDir, "work", "/var/tmp", "directory for the registry and ephem's cache (needs overlayfs support)")
-	fs.StringVar(&o.mode, "mode", "debug", "what to measure: debug (time-to-command), cp (cp throughput, cp.go) or resolve (in-process target resolution, resolve.go)")
+	fs.StringVar(&o.mode, "mode", "debug", "what to measure: debug (time-to-command), cp (cp throughput, cp.go), resolve (in-process target resolution, resolve.go) or coldpull (first pull against docker, coldpull.go)")
 	fs.IntVar(&o.cpMB, "cp-mb", 1024, "-mode cp: size of the copied file in MiB")
+	fs.IntVar(&o.coldMB, "coldpull-mb", 300, "-mode coldpull: size of the large image in MiB")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
-	if minRuns := map[string]int{"debug": 10, "cp": 5, "resolve": 3}[o.mode]; minRuns == 0 {
-		return o, fmt.Errorf("-mode %q: debug, cp or resolve", o.mode)
+	if minRuns := map[string]int{"debug": 10, "cp": 5, "resolve": 3, "coldpull": 5}[o.mode]; minRuns == 0 {
+		return o, fmt.Errorf("-mode %q: debug, cp, resolve or coldpull", o.mode)
 	} else if o.runs < minRuns {
 		return o, fmt.Errorf("-runs %d: at least %d runs are needed for a p90", o.runs, minRuns)
 	}
@@ -107,6 +110,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if o.mode == "cp" {
 		return runCp(ctx, o, stdout, stderr)
+	}
+	if o.mode == "coldpull" {
+		return runColdPull(ctx, o, stdout, stderr) // coldpull.go
 	}
 	if o.mode == "resolve" {
 		return runResolve(ctx, o, stdout, stderr) // resolve.go

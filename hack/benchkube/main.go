@@ -8,6 +8,15 @@
 //
 //	go run ./hack/benchkube -runs 10
 //
+// With -mode shell it measures the time to a working shell, ephem debug -it
+// vs kubectl debug -it under a pseudo-terminal (target <= 0.5x); with -mode
+// output the time to the first byte of output and to the end, ephem debug
+// -- CMD vs kubectl debug -- CMD then kubectl logs -f (target <= 0.6x); both
+// in interleaved pairs, who goes first alternating (prompt.go). -ephem BIN
+// measures a given binary instead of building ./cmd/ephem.
+//
+//	go run ./hack/benchkube -mode shell -runs 7
+//
 // With -mode transfer it measures moving 200 MB instead (transfer.go):
 // ephem port-forward vs kubectl port-forward, and ephem cp vs kubectl exec
 // tar.
@@ -45,24 +54,27 @@ func main() {
 }
 
 type bench struct {
-	c     *kube.Cluster
-	ephem string
-	ns    string
-	pod   string // the distroless target
-	ctr   string
-	shell string // a pod with a shell, for the kubectl exec floor
+	c        *kube.Cluster
+	ephem    string
+	ns       string
+	pod      string // the distroless target
+	ctr      string
+	shellPod string // a pod with a shell, for the kubectl exec floor
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("benchkube", flag.ContinueOnError)
 	runs := fs.Int("runs", 10, "timed runs per case (at least 10; 5 with -mode transfer)")
-	mode := fs.String("mode", "debug", "debug: ephem debug vs kubectl debug; transfer: 200 MB through port-forward and cp")
+	mode := fs.String("mode", "debug", "debug: ephem debug vs kubectl debug; shell: time to a shell (-it); output: time to the first byte; transfer: 200 MB through port-forward and cp")
+	prebuilt := fs.String("ephem", "", "the ephem binary to measure (default: build ./cmd/ephem)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	switch {
-	case *mode != "debug" && *mode != "transfer":
-		return fmt.Errorf("-mode %q: debug or transfer", *mode)
+	case *mode != "debug" && *mode != "transfer" && *mode != "shell" && *mode != "output":
+		return fmt.Errorf("-mode %q: debug, shell, output or transfer", *mode)
+	case (*mode == "shell" || *mode == "output") && *runs < 7:
+		return fmt.Errorf("-runs %d: at least 7", *runs)
 	case *mode == "transfer" && *runs < 5:
 		return fmt.Errorf("-runs %d: at least 5", *runs)
 	case *mode == "debug" && *runs < 10:
@@ -78,9 +90,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer os.RemoveAll(work)
 	b := &bench{c: c, ephem: filepath.Join(work, "ephem")}
-	fmt.Fprintln(stderr, "benchkube: building ephem")
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", b.ephem, "./cmd/ephem").CombinedOutput(); err != nil {
-		return fmt.Errorf("building ephem: %w: %s", err, out)
+	if *prebuilt != "" {
+		b.ephem = *prebuilt
+	} else {
+		fmt.Fprintln(stderr, "benchkube: building ephem")
+		if out, err := exec.CommandContext(ctx, "go", "build", "-o", b.ephem, "./cmd/ephem").CombinedOutput(); err != nil {
+			return fmt.Errorf("building ephem: %w: %s", err, out)
+		}
 	}
 	if b.ns, err = c.CreateNamespace(ctx, "benchkube", nil); err != nil {
 		return err
@@ -96,11 +112,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	b.pod, b.ctr = w.Pod.Name, w.Container
+	if *mode == "shell" || *mode == "output" {
+		return runPrompt(ctx, b, *mode, *runs, stdout, stderr)
+	}
 	shell, err := c.DeployNginxLike(ctx, b.ns, "shell")
 	if err != nil {
 		return err
 	}
-	b.shell = shell.Pod.Name
+	b.shellPod = shell.Pod.Name
 	cases := []struct {
 		name string
 		fn   func(context.Context) error
@@ -196,7 +215,7 @@ func (b *bench) kubectlDebug(ctx context.Context) error {
 }
 
 func (b *bench) kubectlExec(ctx context.Context) error {
-	out, err := exec.CommandContext(ctx, b.c.KubectlPath, "--kubeconfig", b.c.Kubeconfig, "-n", b.ns, "exec", b.shell, "--", "true").CombinedOutput()
+	out, err := exec.CommandContext(ctx, b.c.KubectlPath, "--kubeconfig", b.c.Kubeconfig, "-n", b.ns, "exec", b.shellPod, "--", "true").CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("%w: %s", err, strings.TrimSpace(string(out)))
 	}

@@ -1,6 +1,7 @@
 package image
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -124,11 +126,14 @@ func (s *Store) pull(ctx context.Context, r Reference, plat v1.Platform, o PullO
 	if !r.Local() {
 		pr.start(r.String())
 	}
+	tm := newPullTiming()
+	defer tm.report()
 	src, err := resolve(ctx, r, plat, o.Insecure, o.StallTimeout)
 	if err != nil {
 		return nil, err
 	}
-	src.limit = newUnpackLimit(o)
+	tm.mark("manifest")
+	src.limit, src.timing = newUnpackLimit(o), tm
 	if img, err := s.recordKnown(ctx, r.String(), platformString(plat), src.digest); err == nil {
 		return img, nil // known manifest with every layer present: nothing to download
 	}
@@ -139,11 +144,14 @@ func (s *Store) pull(ctx context.Context, r Reference, plat v1.Platform, o PullO
 	if err := checkConfigPlatform(cfg, plat); err != nil {
 		return nil, err
 	}
+	tm.mark("config")
 	diffIDs := cfg.RootFS.DiffIDs
 	layers, err := s.ensureLayers(ctx, src, diffIDs, pr)
 	if err != nil {
 		return nil, err
 	}
+	tm.mark("layers")
+	defer tm.mark("record")
 	platStr := platformString(plat)
 	if cfg.OS != "" {
 		platStr = platformString(v1.Platform{OS: cfg.OS, Architecture: cfg.Architecture, Variant: cfg.Variant})
@@ -163,7 +171,7 @@ func dataErr(err error) error {
 }
 
 // ensureLayers unpacks every layer of src that the cache lacks, pullJobs at
-// a time, and returns their records, base first.
+// a time, the largest first, and returns their records, base first.
 func (s *Store) ensureLayers(ctx context.Context, src *source, diffIDs []v1.Hash, pr *progress) ([]layerRecord, error) {
 	layers, err := src.img.Layers()
 	if err != nil {
@@ -181,15 +189,20 @@ func (s *Store) ensureLayers(ctx context.Context, src *source, diffIDs []v1.Hash
 	errs := make([]error, len(layers))
 	sem := make(chan struct{}, pullJobs)
 	var wg sync.WaitGroup
-	for i, l := range layers {
+	for _, i := range largestFirst(src, layers) {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			errs[i] = ctx.Err()
+			continue
+		}
 		wg.Go(func() {
-			sem <- struct{}{}
 			defer func() { <-sem }()
 			if ctx.Err() != nil {
 				errs[i] = ctx.Err()
 				return
 			}
-			recs[i], errs[i] = s.ensureLayer(ctx, src, l, diffIDs[i], pr)
+			recs[i], errs[i] = s.ensureLayer(ctx, src, layers[i], diffIDs[i], pr)
 			if errs[i] != nil {
 				cancel()
 			}
@@ -206,6 +219,23 @@ func (s *Store) ensureLayers(ctx context.Context, src *source, diffIDs []v1.Hash
 		return nil, err
 	}
 	return recs, nil
+}
+
+// largestFirst returns the indexes of layers, the largest blob first: the
+// pull takes at least as long as its largest layer, so that one must not
+// wait for a free job behind small ones. Sizes come from the manifest; a
+// source without them keeps the image's order.
+func largestFirst(src *source, layers []v1.Layer) []int {
+	idx := make([]int, len(layers))
+	size := make([]int64, len(layers))
+	for i, l := range layers {
+		idx[i] = i
+		if src.compressed {
+			size[i], _ = l.Size()
+		}
+	}
+	slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(size[b], size[a]) })
+	return idx
 }
 
 // ensureLayer makes sure the layer with diffID is unpacked, and pins it.
@@ -290,9 +320,17 @@ func (s *Store) unpackInto(ctx context.Context, src *source, l v1.Layer, rec lay
 		label = diffID.String()
 	}
 	bar := pr.layer(label, size)
+	start := time.Now()
 	stats, err := s.unpackBlob(ctx, src, l, rec, diffID, fsDir, bar)
 	bar.finish(err)
+	src.timing.layer(label, size, start)
 	if err != nil {
+		return doneRecord{}, err
+	}
+	// One syncfs, not an fsync per file: the layer's data is on disk before
+	// its marker, so a crash never leaves a layer marked done whose files
+	// are empty.
+	if err := syncFS(t.path); err != nil {
 		return doneRecord{}, err
 	}
 	dr := doneRecord{DiffID: diffID.String(), Unpacked: stats.Unpacked, Entries: stats.Entries}
@@ -343,6 +381,19 @@ func (s *Store) unpackBlob(ctx context.Context, src *source, l v1.Layer, rec lay
 		sp.r = &countingReader{r: rc, b: bar}
 	}
 	return unpackLayer(ctx, fsDir, sp)
+}
+
+// syncFS flushes the file system holding dir to disk (syncfs(2)).
+func syncFS(dir string) error {
+	f, err := os.Open(dir) //nolint:gosec // a directory of the store
+	if err != nil {
+		return fmt.Errorf("syncing layer: %w", err)
+	}
+	defer func() { _ = f.Close() }()
+	if err := unix.Syncfs(int(f.Fd())); err != nil { //nolint:gosec // a descriptor fits an int
+		return fmt.Errorf("syncing layer: %w", err)
+	}
+	return nil
 }
 
 // writeDone writes the completion marker into a finished layer directory.

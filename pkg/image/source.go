@@ -25,6 +25,7 @@ var retryBackoff = remote.Backoff{Duration: 500_000_000, Factor: 3, Jitter: 0.1,
 // source is a resolved image, ready to have its layers read.
 type source struct {
 	limit  *unpackLimit // what this pull may unpack
+	timing *pullTiming  // phases of the pull (EPHEM_DEBUG_TIMING), or nil
 	img    v1.Image
 	digest v1.Hash // manifest digest; config digest for docker-archive
 	// compressed says to read layers with Compressed() and verify their

@@ -70,13 +70,18 @@ func (s *sourceReader) Read(p []byte) (int, error) {
 // empty directory, with overlayfs whiteouts. It verifies the blob digest
 // and the diffID; any failure of the data itself wraps ErrCorrupt, and the
 // caller must then discard dst.
+//
+// The blob is read, and its digest computed, a few chunks ahead in a
+// goroutine of its own (readAhead), so that receiving it overlaps
+// decompressing and unpacking it; nothing is staged on disk.
 func unpackLayer(ctx context.Context, dst string, sp unpackSpec) (layerStats, error) {
-	var src io.Reader = &sourceReader{ctx: ctx, r: sp.r}
 	var blobHash hash.Hash
 	if sp.digest != (v1.Hash{}) {
 		blobHash = sha256.New()
-		src = io.TeeReader(src, blobHash)
 	}
+	ra := newReadAhead(sp.r, blobHash)
+	defer func() { _ = ra.Close() }()
+	var src io.Reader = &sourceReader{ctx: ctx, r: ra}
 	dec, err := decompress(src)
 	if err != nil {
 		return layerStats{}, blobErr(ctx, "decompressing layer", err)
@@ -211,7 +216,8 @@ func (e *filterError) Unwrap() error { return e.err }
 func filterTar(r io.Reader, w io.Writer, stats *layerStats, room func(size int64) error) error {
 	tr := tar.NewReader(r)
 	tw := tar.NewWriter(w)
-	seen := map[string]byte{} // cleaned entry name → type in this layer
+	seen := map[string]byte{}   // cleaned entry name → type in this layer
+	buf := make([]byte, 32<<10) // one copy buffer for all entries, not one each
 	for {
 		hdr, err := tr.Next()
 		if errors.Is(err, io.EOF) {
@@ -239,7 +245,7 @@ func filterTar(r io.Reader, w io.Writer, stats *layerStats, room func(size int64
 		if err := writeHeader(tw, hdr); err != nil {
 			return err
 		}
-		if _, err := io.Copy(tw, tr); err != nil { //nolint:gosec // bounded by the entry's size; the layer was asked for
+		if _, err := io.CopyBuffer(tw, tr, buf); err != nil { //nolint:gosec // bounded by the entry's size; the layer was asked for
 			return copyErr(hdr, err)
 		}
 	}

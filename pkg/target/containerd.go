@@ -149,6 +149,17 @@ func (c *ContainerdClient) dial(ctx context.Context, _ string) (net.Conn, error)
 func (c *ContainerdClient) InitPID(ctx context.Context, ns, nameOrID string) (id string, pid int, err error) {
 	ctx, cancel := context.WithTimeout(ctx, containerdTimeout)
 	defer cancel()
+	if IsFullID(nameOrID) {
+		// The common case, a running container by its full ID: one call on
+		// a bare HTTP/2 connection. No answer, or no such task (a name may
+		// look like an ID), takes the general way below.
+		var resp tasks.GetResponse
+		err := h2Unary(ctx, c.address, ns, taskGetMethod, &tasks.GetRequest{ContainerID: nameOrID}, &resp)
+		if _, answered := status.FromError(err); answered && status.Code(err) != codes.NotFound {
+			pid, err := c.taskAnswer(ns, nameOrID, &resp, err)
+			return nameOrID, pid, err
+		}
+	}
 	conn, err := c.connect(ctx)
 	if err != nil {
 		return "", 0, err
@@ -158,13 +169,22 @@ func (c *ContainerdClient) InitPID(ctx context.Context, ns, nameOrID string) (id
 	tc := tasks.NewTasksClient(conn)
 	// A running container named by its ID takes one call. The containers a
 	// name or an ID prefix may mean are listed meanwhile (containerd filters
-	// the list, so it stays small).
+	// the list, so it stays small), but for a full ID: a second stream on
+	// the connection costs containerd a filtered scan and the client a
+	// goroutine, which the common case never needs.
 	lctx, lcancel := context.WithCancel(ctx)
 	defer lcancel()
 	listed := make(chan listing, 1)
-	go func() { listed <- listContainers(lctx, containers.NewContainersClient(conn), nameOrID) }()
+	list := func() { listed <- listContainers(lctx, containers.NewContainersClient(conn), nameOrID) }
+	full := IsFullID(nameOrID)
+	if !full {
+		go list()
+	}
 	if pid, err := c.taskPID(ctx, tc, ns, nameOrID); !errors.Is(err, errNoTask) {
 		return nameOrID, pid, err
+	}
+	if full {
+		list() // a nerdctl name may look like an ID
 	}
 	l := <-listed
 	if l.err != nil {
@@ -206,9 +226,17 @@ func (c *ContainerdClient) connect(ctx context.Context) (*grpc.ClientConn, error
 // container of that ID at all.
 var errNoTask = errors.New("no task")
 
+// taskGetMethod is the gRPC method of tasks.TasksClient.Get.
+const taskGetMethod = "/containerd.services.tasks.v1.Tasks/Get"
+
 // taskPID returns the host PID of container id's running task.
 func (c *ContainerdClient) taskPID(ctx context.Context, tc tasks.TasksClient, ns, id string) (int, error) {
 	resp, err := tc.Get(ctx, &tasks.GetRequest{ContainerID: id})
+	return c.taskAnswer(ns, id, resp, err)
+}
+
+// taskAnswer is taskPID's reading of containerd's answer to Get.
+func (c *ContainerdClient) taskAnswer(ns, id string, resp *tasks.GetResponse, err error) (int, error) {
 	if status.Code(err) == codes.NotFound {
 		return 0, errNoTask
 	}

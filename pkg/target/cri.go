@@ -113,6 +113,9 @@ func (c *CRIClient) resolve(ctx context.Context, r Ref) (Process, error) {
 	if err := c.connect(ctx); err != nil {
 		return Process{}, err
 	}
+	if !c.knownNot(criRuntimeCRIO) {
+		c.preDial(ctx) // for CRI-O's inspect endpoint
+	}
 	var id, desc string
 	var err error
 	if r.Namespace == "" {
@@ -181,54 +184,30 @@ const (
 
 // containerInPod returns the ID and name of the running container called
 // name (any, when name is empty and there is just one) in the ready pod
-// sandbox ns/pod.
+// sandbox ns/pod. The running containers and the ready sandboxes are
+// listed at once (one round trip): the kubelet's containers carry their
+// pod's labels; others' (crictl's) are found by the sandbox whose
+// metadata names the pod.
 func (c *CRIClient) containerInPod(ctx context.Context, ns, pod, name string) (id, ctrName string, err error) {
-	// The kubelet's containers carry their pod's labels: one small call.
-	labels := map[string]string{criPodNamespaceLabel: ns, criPodNameLabel: pod}
-	if name != "" {
-		labels[criContainerLabel] = name
-	}
-	resp, err := c.rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{
-		State:         &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState_CONTAINER_RUNNING},
-		LabelSelector: labels,
-	}}, c.callOpts()...)
-	if err != nil {
-		return "", "", c.apiError(err)
-	}
-	if ctrs := resp.GetContainers(); len(ctrs) > 0 {
-		return pickContainer(ctrs, ns, pod, name)
-	}
-	// Others' (crictl's), and the errors: by the sandbox's metadata.
-	return c.containerInSandbox(ctx, ns, pod, name)
-}
-
-// containerInSandbox is containerInPod by the ready sandbox whose metadata
-// names the pod. The sandboxes and the running containers are listed at
-// once (one round trip, not two).
-func (c *CRIClient) containerInSandbox(ctx context.Context, ns, pod, name string) (id, ctrName string, err error) {
-	type listed struct {
-		resp *runtimeapi.ListContainersResponse
-		err  error
-	}
-	lctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	ch := make(chan listed, 1)
-	go func() {
-		resp, err := c.rt.ListContainers(lctx, &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{
-			State: &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState_CONTAINER_RUNNING},
-		}}, c.callOpts()...)
-		ch <- listed{resp, err}
-	}()
-	sb, err := c.readySandbox(ctx, ns, pod)
+	l, sb, sbErr, err := c.listPod(ctx, ns, pod)
 	if err != nil {
 		return "", "", err
 	}
-	l := <-ch
-	if l.err != nil {
-		return "", "", c.apiError(l.err)
+	var labelled []*runtimeapi.Container
+	for _, ctr := range l.GetContainers() {
+		lb := ctr.GetLabels()
+		if lb[criPodNamespaceLabel] == ns && lb[criPodNameLabel] == pod && (name == "" || lb[criContainerLabel] == name) {
+			labelled = append(labelled, ctr)
+		}
+	}
+	if len(labelled) > 0 {
+		return pickContainer(labelled, ns, pod, name)
+	}
+	if sbErr != nil {
+		return "", "", sbErr
 	}
 	var running []*runtimeapi.Container
-	for _, ctr := range l.resp.GetContainers() {
+	for _, ctr := range l.GetContainers() {
 		if ctr.GetPodSandboxId() == sb.GetId() && (name == "" || ctr.GetMetadata().GetName() == name) {
 			running = append(running, ctr)
 		}
@@ -264,15 +243,47 @@ func pickContainer(running []*runtimeapi.Container, ns, pod, name string) (id, c
 	return running[0].GetId(), running[0].GetMetadata().GetName(), nil
 }
 
-// readySandbox returns the ready pod sandbox whose metadata names pod in
-// namespace ns (the newest, should there be several).
-func (c *CRIClient) readySandbox(ctx context.Context, ns, pod string) (*runtimeapi.PodSandbox, error) {
-	resp, err := c.rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{Filter: &runtimeapi.PodSandboxFilter{
-		State: &runtimeapi.PodSandboxStateValue{State: runtimeapi.PodSandboxState_SANDBOX_READY},
-	}}, c.callOpts()...)
-	if err != nil {
-		return nil, c.apiError(err)
+// listPod lists at once (one round trip) the running containers, the
+// ready sandboxes and, unless it is known, the runtime's name (for
+// containerPID). It returns the containers, and the newest ready sandbox
+// whose metadata names pod in namespace ns or why there is none.
+func (c *CRIClient) listPod(ctx context.Context, ns, pod string) (*runtimeapi.ListContainersResponse, *runtimeapi.PodSandbox, error, error) {
+	ctrs := &h2Call{method: criListContainers, resp: &runtimeapi.ListContainersResponse{},
+		req: &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{
+			State: &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState_CONTAINER_RUNNING},
+		}}}
+	sbs := &h2Call{method: criListPodSandbox, resp: &runtimeapi.ListPodSandboxResponse{},
+		req: &runtimeapi.ListPodSandboxRequest{Filter: &runtimeapi.PodSandboxFilter{
+			State: &runtimeapi.PodSandboxStateValue{State: runtimeapi.PodSandboxState_SANDBOX_READY},
+		}}}
+	calls := []*h2Call{ctrs, sbs}
+	c.mu.Lock()
+	named := c.named
+	c.mu.Unlock()
+	version := &h2Call{method: criVersionMethod, req: &runtimeapi.VersionRequest{}, resp: &runtimeapi.VersionResponse{}}
+	if !named {
+		calls = append(calls, version)
 	}
+	c.h2.batch(ctx, calls...)
+	if !named && version.err == nil {
+		c.setName(version.resp.(*runtimeapi.VersionResponse).GetRuntimeName())
+	}
+	if err := grpcError(ctx, ctrs.err); err != nil {
+		return nil, nil, nil, c.apiError(err)
+	}
+	var sb *runtimeapi.PodSandbox
+	var sbErr error
+	if err := grpcError(ctx, sbs.err); err != nil {
+		sbErr = c.apiError(err)
+	} else if sb, sbErr = c.readySandbox(sbs.resp.(*runtimeapi.ListPodSandboxResponse), ns, pod); sbErr != nil {
+		sb = nil
+	}
+	return ctrs.resp.(*runtimeapi.ListContainersResponse), sb, sbErr, nil
+}
+
+// readySandbox returns the ready pod sandbox of resp whose metadata names
+// pod in namespace ns (the newest, should there be several).
+func (c *CRIClient) readySandbox(resp *runtimeapi.ListPodSandboxResponse, ns, pod string) (*runtimeapi.PodSandbox, error) {
 	var best *runtimeapi.PodSandbox
 	for _, sb := range resp.GetItems() {
 		md := sb.GetMetadata()
@@ -288,13 +299,20 @@ func (c *CRIClient) readySandbox(ctx context.Context, ns, pod string) (*runtimea
 }
 
 // containerPID returns the host PID of running container id's init
-// process: from containerd's own task API when the runtime is containerd
-// (a cheap call, on the same socket), else from the "pid" of its verbose
-// status (containerd and CRI-O put it there), else from /proc by its ID
-// (cri-dockerd).
+// process: from containerd's own task API when the runtime is containerd,
+// or CRI-O's inspect endpoint when it is CRI-O (cheap calls, on the same
+// socket), else from the "pid" of its verbose status (containerd and
+// CRI-O put it there), else from /proc by its ID (cri-dockerd).
 func (c *CRIClient) containerPID(ctx context.Context, id string) (int, error) {
-	if pid := c.containerdTaskPID(ctx, id); pid > 0 {
-		return pid, nil
+	switch c.runtimeName(ctx) {
+	case criRuntimeCRIO:
+		if pid := c.crioPID(ctx, id); pid > 0 {
+			return pid, nil
+		}
+	case criRuntimeContainerd, "":
+		if pid := c.containerdTaskPID(ctx, id); pid > 0 {
+			return pid, nil
+		}
 	}
 	resp, err := c.rt.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: id, Verbose: true}, c.callOpts()...)
 	if err != nil {

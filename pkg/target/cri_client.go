@@ -15,8 +15,6 @@ import (
 	tasktypes "github.com/containerd/containerd/api/types/task"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
@@ -37,11 +35,15 @@ type CRIClient struct {
 	explicit bool     // paths is $CONTAINER_RUNTIME_ENDPOINT's
 
 	mu     sync.Mutex
-	first  net.Conn // dialed before gRPC starts, handed to its first dial
-	path   string   // the socket that answered
-	silent bool     // a call got no answer (Unavailable, DeadlineExceeded)
-	conn   *grpc.ClientConn
+	path   string // the socket that answered
+	silent bool   // a call got no answer (Unavailable, DeadlineExceeded)
+	h2     *h2Client
 	rt     runtimeapi.RuntimeServiceClient
+
+	named bool   // name is known
+	name  string // the runtime's name, from Version
+
+	spare net.Conn // preDial's connection, for crioPID
 }
 
 // NewCRIClient returns a client for endpoint, a $CONTAINER_RUNTIME_ENDPOINT
@@ -103,40 +105,22 @@ func (c *CRIClient) try(ctx context.Context, path string) error {
 		return err
 	}
 	c.mu.Lock()
-	c.first, c.path = first, path
+	c.path = path
 	c.mu.Unlock()
-	conn, err := grpc.NewClient("passthrough:///cri",
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(c.dial),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(criMaxMsg)))
-	if err != nil {
-		_ = first.Close()
-		return fmt.Errorf("connecting to %s: %w", path, err)
-	}
-	rt := runtimeapi.NewRuntimeServiceClient(conn)
+	h := newH2Client(path, first, criMaxMsg)
+	rt := h2Runtime{h: h}
 	if !c.explicit {
 		pctx, cancel := context.WithTimeout(ctx, criProbeTimeout)
-		_, err = rt.Version(pctx, &runtimeapi.VersionRequest{}, c.callOpts()...)
+		v, err := rt.Version(pctx, &runtimeapi.VersionRequest{}, c.callOpts()...)
 		cancel()
 		if err != nil {
-			_ = conn.Close()
+			h.close()
 			return fmt.Errorf("%s does not answer CRI's Version: %s", path, status.Convert(err).Message())
 		}
+		c.setName(v.GetRuntimeName())
 	}
-	c.conn, c.rt = conn, rt
+	c.h2, c.rt = h, rt
 	return nil
-}
-
-func (c *CRIClient) dial(ctx context.Context, _ string) (net.Conn, error) {
-	c.mu.Lock()
-	first, path := c.first, c.path
-	c.first = nil
-	c.mu.Unlock()
-	if first != nil {
-		return first, nil
-	}
-	var d net.Dialer
-	return d.DialContext(ctx, "unix", path)
 }
 
 // callOpts are the options of every call: none (a call fails at once,
@@ -146,9 +130,10 @@ func (c *CRIClient) callOpts() []grpc.CallOption { return nil }
 
 // Close closes the connection, if any.
 func (c *CRIClient) Close() {
-	if c.conn != nil {
-		_ = c.conn.Close()
+	if c.h2 != nil {
+		c.h2.close()
 	}
+	c.closeSpare()
 }
 
 // where names the runtime's socket for messages.
@@ -206,8 +191,8 @@ const criContainerdNamespace = "k8s.io"
 // socket: much cheaper than a verbose status, which marshals the whole
 // OCI spec. Any other answer (CRI-O: Unimplemented) is 0.
 func (c *CRIClient) containerdTaskPID(ctx context.Context, id string) int {
-	ctx = metadata.AppendToOutgoingContext(ctx, "containerd-namespace", criContainerdNamespace)
-	resp, err := tasks.NewTasksClient(c.conn).Get(ctx, &tasks.GetRequest{ContainerID: id}, c.callOpts()...)
+	var resp tasks.GetResponse
+	err := c.h2.call(ctx, criContainerdNamespace, taskGetMethod, &tasks.GetRequest{ContainerID: id}, &resp)
 	if err != nil || resp.GetProcess().GetStatus() != tasktypes.Status_RUNNING {
 		return 0
 	}

@@ -97,43 +97,74 @@ func resolveWithoutAPI(apiErr error, desc, id string, rt Runtime) (Process, erro
 // init.pid of the container's containerd task when the runtime uses
 // containerd, else from the cgroups in /proc.
 func FindContainerProcess(rt Runtime, id string) (int, error) {
-	return procScan{proc: "/proc", stateDirs: stateDirs}.find(rt, id)
+	return procScan{proc: "/proc", stateDirs: stateDirs, cgroupRoots: cgroupRoots}.find(rt, id)
 }
 
-// procScan reads the traces of containers under a /proc and state
-// directories (other ones in tests).
+// procScan reads the traces of containers under a /proc, state
+// directories and cgroup hierarchies (other ones in tests).
 type procScan struct {
-	proc      string
-	stateDirs []string
+	proc        string
+	stateDirs   []string
+	cgroupRoots []string // none: no probe, /proc is scanned
 }
 
 func (s procScan) find(rt Runtime, id string) (int, error) {
 	if !IsFullID(id) {
 		return 0, fmt.Errorf("%w: %q is not a full container ID (64 hex digits), which finding it without the runtime needs", ErrInvalid, id)
 	}
-	if rt.TaskNamespace != "" {
-		for _, root := range s.taskRoots() {
-			if pid, ok := s.initPID(filepath.Join(root, rt.TaskNamespace, id), rt, id); ok {
-				return pid, nil
-			}
-		}
+	// The cheap traces first: the task's init.pid under the usual state
+	// directories, then the container's own cgroup directory.
+	if pid, ok := s.taskInitPID(rt, id, s.stateTaskRoots()); ok {
+		return pid, nil
+	}
+	if pid, ok := s.probeCgroups(rt, id); ok {
+		return pid, nil
+	}
+	// Then those that read every process: the bundles of the running
+	// shims (any state directory), and every process's cgroups.
+	if pid, ok := s.taskInitPID(rt, id, s.shimTaskRoots()); ok {
+		return pid, nil
 	}
 	return s.scanCgroups(rt, id)
 }
 
-// taskRoots returns the shims' bundle roots: those under the usual state
-// directories, and those the running shims work in (any state directory).
-func (s procScan) taskRoots() []string {
+// taskInitPID returns the PID in the init.pid of the container's task
+// bundle under one of roots, if it is still the task's.
+func (s procScan) taskInitPID(rt Runtime, id string, roots []string) (int, bool) {
+	if rt.TaskNamespace == "" {
+		return 0, false
+	}
+	for _, root := range roots {
+		if pid, ok := s.initPID(filepath.Join(root, rt.TaskNamespace, id), rt, id); ok {
+			return pid, true
+		}
+	}
+	return 0, false
+}
+
+// stateTaskRoots returns the shims' bundle roots under the usual state
+// directories.
+func (s procScan) stateTaskRoots() []string {
+	roots := make([]string, 0, len(s.stateDirs))
+	for _, d := range s.stateDirs {
+		roots = append(roots, filepath.Join(d, taskDir))
+	}
+	return roots
+}
+
+// shimTaskRoots returns the bundle roots the running shims work in (any
+// state directory), but for the usual ones (stateTaskRoots).
+func (s procScan) shimTaskRoots() []string {
 	var roots []string
 	seen := map[string]bool{}
+	for _, r := range s.stateTaskRoots() {
+		seen[r] = true
+	}
 	add := func(root string) {
 		if !seen[root] {
 			seen[root] = true
 			roots = append(roots, root)
 		}
-	}
-	for _, d := range s.stateDirs {
-		add(filepath.Join(d, taskDir))
 	}
 	for _, pid := range s.pids() {
 		comm, err := os.ReadFile(filepath.Join(s.proc, strconv.Itoa(pid), "comm"))

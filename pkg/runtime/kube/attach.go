@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ephem-dev/ephem/pkg/runtime"
@@ -24,6 +26,24 @@ import (
 // WebSocket with a fallback to SPDY, as kubectl attach does. It reports
 // whether the user detached.
 func (b *call) attach(ctx context.Context, p *corev1.Pod, name string, tty bool, streams session.Streams) (bool, error) {
+	return b.attachWith(ctx, p, name, tty, streams, attachHooks{})
+}
+
+// attachHooks let a caller attach before the API server reports the
+// container running (early.go).
+type attachHooks struct {
+	// notRunning is called when the kubelet does not run the container
+	// (yet): it returns nil once it is time to try again, or the error to
+	// give up with. Without it attach retries for about 5 s, 250 ms apart.
+	notRunning func(ctx context.Context) error
+	// connected is called once, when the stream is up.
+	connected func()
+	// shown, if set, counts the bytes of output the attach delivered.
+	shown *atomic.Int64
+}
+
+// attachWith is attach with hooks.
+func (b *call) attachWith(ctx context.Context, p *corev1.Pod, name string, tty bool, streams session.Streams, h attachHooks) (bool, error) {
 	u := b.client.AttachURL(p.Namespace, p.Name, &corev1.PodAttachOptions{
 		Container: name, Stdin: true, Stdout: true, Stderr: !tty, TTY: tty,
 	})
@@ -33,10 +53,16 @@ func (b *call) attach(ctx context.Context, p *corev1.Pod, name string, tty bool,
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	in := &detachReader{r: streams.In, keys: b.opts.DetachKeys, onDetach: cancel}
+	in := &detachReader{r: streams.In, keys: b.opts.DetachKeys, onDetach: cancel, onFirst: h.connected}
 	opts := remotecommand.StreamOptions{Stdin: in, Stdout: streams.Out, Tty: tty}
 	if !tty {
 		opts.Stderr = streams.Err
+	}
+	if h.shown != nil {
+		opts.Stdout = &counter{w: opts.Stdout, n: h.shown}
+		if opts.Stderr != nil {
+			opts.Stderr = &counter{w: opts.Stderr, n: h.shown}
+		}
 	}
 	if tty {
 		fmt.Fprintln(b.opts.Log, "If you don't see a command prompt, try pressing enter.")
@@ -51,16 +77,27 @@ func (b *call) attach(ctx context.Context, p *corev1.Pod, name string, tty bool,
 		defer q.stop()
 		opts.TerminalSizeQueue = q
 	}
-	// The API server may report the container running a moment before the
-	// kubelet's own view has it: retry briefly on exactly that.
-	for try := 0; ; try++ {
+	notRunning := h.notRunning
+	if notRunning == nil {
+		// The API server may report the container running a moment
+		// before the kubelet's own view has it: retry briefly.
+		tries := 0
+		notRunning = func(ctx context.Context) error {
+			if tries++; tries > 20 {
+				return errGaveUp
+			}
+			return sleep(ctx, 250*time.Millisecond)
+		}
+	}
+	for {
 		err = exec.StreamWithContext(ctx, opts)
-		if err == nil || try == 20 || !strings.Contains(err.Error(), "container "+name+" not found") {
+		if err == nil || in.started() || in.detached || !notRunningError(err) {
 			break
 		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(250 * time.Millisecond):
+		if nerr := notRunning(ctx); errors.Is(nerr, errGaveUp) {
+			break // report the kubelet's answer
+		} else if nerr != nil {
+			return false, nerr
 		}
 	}
 	if in.detached {
@@ -70,6 +107,27 @@ func (b *call) attach(ctx context.Context, p *corev1.Pod, name string, tty bool,
 		return false, apiFailure(err, "attaching to %s in pod %s", name, p.Name)
 	}
 	return false, nil
+}
+
+var errGaveUp = errors.New("gave up")
+
+// notRunningError says whether err is the kubelet's answer for a container
+// its runtime does not run (yet, or any more).
+func notRunningError(err error) bool {
+	msg := err.Error()
+	return strings.Contains(msg, " not found in pod ")
+}
+
+// sleep waits d or until ctx ends.
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
 }
 
 // executor returns a WebSocket executor falling back to SPDY.
@@ -83,7 +141,9 @@ func (b *call) executor(u *url.URL) (remotecommand.Executor, error) {
 		return nil, fmt.Errorf("%w: creating the SPDY executor: %w", runtime.ErrOS, err)
 	}
 	return remotecommand.NewFallbackExecutor(ws, spdy, func(err error) bool {
-		return httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)
+		// The kubelet's "not running" answer is not the upgrade's fault:
+		// SPDY would get the same, a round trip later.
+		return (httpstream.IsUpgradeFailure(err) || httpstream.IsHTTPSProxyError(err)) && !notRunningError(err)
 	})
 }
 
@@ -107,9 +167,21 @@ type detachReader struct {
 	matched  int
 	detached bool
 	onDetach func()
+	onFirst  func() // called once, when the stream is up (its first Read)
+	first    sync.Once
+	up       atomic.Bool
 }
 
+// started says whether a stream has read from it: the attach connected.
+func (d *detachReader) started() bool { return d.up.Load() }
+
 func (d *detachReader) Read(p []byte) (int, error) {
+	d.first.Do(func() {
+		d.up.Store(true)
+		if d.onFirst != nil {
+			d.onFirst()
+		}
+	})
 	if d.detached {
 		return 0, io.EOF
 	}

@@ -2,6 +2,7 @@ package kube
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -42,14 +43,9 @@ func (b *call) debugPod(ctx context.Context, p *corev1.Pod, containerName string
 		}
 	}
 	// Ephemeral containers cannot be removed: ask first what would refuse.
-	if err := b.checkAccess(ctx, p.Namespace, c.Stdin); err != nil {
+	if err := b.preflight(ctx, p, ec, c.Stdin); err != nil {
 		return err
 	}
-	b.timer.Mark("access review")
-	if _, err := b.addContainer(ctx, p, ec, true); err != nil {
-		return fmt.Errorf("preflight (nothing was added to pod %s): %w", p.Name, err)
-	}
-	b.timer.Mark("dry run")
 	p, err = b.addContainer(ctx, p, ec, false)
 	if err != nil {
 		return err
@@ -59,9 +55,43 @@ func (b *call) debugPod(ctx context.Context, p *corev1.Pod, containerName string
 	return b.session(ctx, p, ec.Name, c, streams)
 }
 
+// preflight asks the API server what would refuse the container: RBAC for
+// the session (the access review), then admission (the dry-run patch). They
+// run one after the other, never side by side: a refused review sends
+// nothing that names the container (TestRBACAttachRefusedBeforeAnyChange),
+// and the review costs about 2 ms.
+func (b *call) preflight(ctx context.Context, p *corev1.Pod, ec *corev1.EphemeralContainer, interactive bool) error {
+	if err := b.checkAccess(ctx, p.Namespace, interactive); err != nil {
+		return err
+	}
+	b.timer.Mark("access review")
+	if _, err := b.addContainer(ctx, p, ec, true); err != nil {
+		return fmt.Errorf("preflight (nothing was added to pod %s): %w", p.Name, err)
+	}
+	b.timer.Mark("dry run")
+	return nil
+}
+
 // session waits for the container, attaches to it or streams its output,
-// and returns its exit code.
+// and returns its exit code. An interactive session attaches as soon as
+// the container runs (attachEarly), before the pod status says so.
 func (b *call) session(ctx context.Context, p *corev1.Pod, name string, c spec.Container, streams session.Streams) error {
+	if c.Stdin {
+		q, detached, err := b.attachEarly(ctx, p, name, c, streams)
+		switch {
+		case errors.Is(err, errEnded):
+			p = q // over before the attach: show its output below
+		case err != nil:
+			return err
+		case detached:
+			fmt.Fprintf(b.opts.Log, "detached: %s keeps running; reattach with: ephem attach pod/%s/%s -n %s\n", name, p.Name, name, p.Namespace)
+			return nil
+		default:
+			b.timer.Mark("session")
+			defer b.timer.Mark("terminated")
+			return b.exitCode(ctx, q, name)
+		}
+	}
 	p, err := b.waitFor(ctx, p, name, "running", running)
 	if err != nil {
 		return err
@@ -75,20 +105,9 @@ func (b *call) session(ctx context.Context, p *corev1.Pod, name string, c spec.C
 		if err := b.logs(ctx, p, name, streams.Out, false); err != nil {
 			return err
 		}
-	case c.Stdin:
-		if ec, ok := ephemeral(p, name); ok {
-			b.checkTarget(ctx, p, name, ec.TargetContainerName)
-		}
-		detached, err := b.attach(ctx, p, name, c.TTY, streams)
-		if err != nil {
-			return err
-		}
-		if detached {
-			fmt.Fprintf(b.opts.Log, "detached: %s keeps running; reattach with: ephem attach pod/%s/%s -n %s\n", name, p.Name, name, p.Namespace)
-			return nil
-		}
 	default:
-		if err := b.logs(ctx, p, name, streams.Out, true); err != nil {
+		out := &firstWrite{w: streams.Out, first: func() { b.timer.Mark("first output") }}
+		if err := b.logs(ctx, p, name, out, true); err != nil {
 			return err
 		}
 	}

@@ -12,16 +12,17 @@ import (
 	"k8s.io/client-go/tools/remotecommand"
 )
 
-// checkTarget warns when the container runtime ignored targetContainerName:
+// checkTarget returns a warning when the container runtime ignored
+// targetContainerName, else "":
 // the debug container then shares the pod sandbox's PID namespace, whose
 // PID 1 is the pause process, and the target's processes and /proc/1/root
 // are not there. It asks the debug container itself (cat /proc/1/cmdline);
 // an image without cat, or an exec that fails, leaves it unchecked.
-func (b *call) checkTarget(ctx context.Context, p *corev1.Pod, name, target string) {
+func (b *call) checkTarget(ctx context.Context, p *corev1.Pod, name, target string) string {
 	// With shareProcessNamespace every container sees the sandbox's PID
 	// namespace, pause as PID 1 and the target's processes both.
 	if target == "" || (p.Spec.ShareProcessNamespace != nil && *p.Spec.ShareProcessNamespace) {
-		return
+		return ""
 	}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
@@ -30,16 +31,17 @@ func (b *call) checkTarget(ctx context.Context, p *corev1.Pod, name, target stri
 	})
 	exec, err := b.executor(u)
 	if err != nil {
-		return
+		return ""
 	}
 	var out, errOut bytes.Buffer
 	if err := exec.StreamWithContext(ctx, remotecommand.StreamOptions{Stdout: &out, Stderr: &errOut}); err != nil {
-		return
+		return ""
 	}
-	if isPause(out.String()) {
-		fmt.Fprintf(b.opts.Log, "warning: the container runtime ignored --target %s: PID 1 in %s is the pod's pause process, so %s's processes and /proc/1/root are not visible (containerd >= 1.6 or CRI-O >= 1.23 honour it)\n",
-			target, name, target)
+	if !isPause(out.String()) {
+		return ""
 	}
+	return fmt.Sprintf("warning: the container runtime ignored --target %s: PID 1 in %s is the pod's pause process, so %s's processes and /proc/1/root are not visible (containerd >= 1.6 or CRI-O >= 1.23 honour it)\n",
+		target, name, target)
 }
 
 // isPause says whether a /proc/1/cmdline is the pod sandbox's pause process.
