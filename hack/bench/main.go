@@ -12,8 +12,9 @@
 // alike, after one untimed warm-up run each:
 //
 //   - nsenter: nsenter -t PID -n -i -u -p true, the floor;
-//   - ephem-version: ephem version, the Go binary's own start-up (for
-//     reference: no target, no container);
+//   - go-empty: an empty Go program, the floor of any Go binary's start;
+//   - ephem-version: ephem version, the Go binary's own start-up (no
+//     target, no container);
 //   - ephem: ephem debug pid:PID --image BUSYBOX -- true (image cached);
 //   - ephem-large: the same with a busybox plus LARGE-MB MiB of layers;
 //   - ephem-podman, ephem-cri, ephem-docker, ephem-containerd: the same by
@@ -139,6 +140,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // benchEnv is everything the cases need.
 type benchEnv struct {
 	ephem      string
+	goEmpty    string // an empty Go program: the floor of any Go start
 	ephemCache string
 	pid        int    // the namespaced target of nsenter and ephem
 	small      string // busybox reference
@@ -175,6 +177,19 @@ func setUp(ctx context.Context, o options, stderr io.Writer) (env *benchEnv, cle
 		if err := command(ctx, nil, "go", "build", "-o", env.ephem, "./cmd/ephem"); err != nil {
 			return nil, cleanup, fmt.Errorf("building ephem (run from the repository root): %w", err)
 		}
+	}
+	env.goEmpty = filepath.Join(work, "go-empty")
+	src := filepath.Join(work, "go-empty-src")
+	if err := os.MkdirAll(src, 0o755); err != nil {
+		return nil, cleanup, err
+	}
+	for name, data := range map[string]string{"go.mod": "module empty\n", "main.go": "package main\n\nfunc main() {}\n"} {
+		if err := os.WriteFile(filepath.Join(src, name), []byte(data), 0o644); err != nil {
+			return nil, cleanup, err
+		}
+	}
+	if err := command(ctx, nil, "go", "-C", src, "build", "-o", env.goEmpty, "."); err != nil {
+		return nil, cleanup, fmt.Errorf("building an empty Go program: %w", err)
 	}
 	env.ephemCache = filepath.Join(work, "cache")
 	// ephem may leave mounts or state in its cache; gc before removal.
@@ -283,6 +298,7 @@ func (c benchCase) run(ctx context.Context) (time.Duration, error) {
 const (
 	caseNsenter      = "nsenter"
 	caseEphemVersion = "ephem-version"
+	caseGoEmpty      = "go-empty"
 	caseEphem        = "ephem"
 	caseEphemLarge   = "ephem-large"
 	caseEphemBase    = "ephem-base"
@@ -295,6 +311,8 @@ func (env *benchEnv) cases(o options) []benchCase {
 	cs := []benchCase{
 		{name: caseNsenter, what: "nsenter -t PID -n -i -u -p true",
 			argv: []string{"nsenter", "-t", pid, "-n", "-i", "-u", "-p", "true"}},
+		{name: caseGoEmpty, what: "an empty Go program (func main() {})",
+			argv: []string{env.goEmpty}},
 		{name: caseEphemVersion, what: "ephem version",
 			argv: []string{env.ephem, "version"}},
 		{name: caseEphem, what: "ephem debug -q pid:PID --image busybox -- true", env: ephemEnv,

@@ -62,7 +62,10 @@ func (r report) targets(st map[string]stats) []target {
 		return float64(sa.median) / float64(sb.median), true
 	}
 	if x, ok := ratio(caseEphem, caseNsenter); ok {
-		ts = append(ts, target{what: "ephem / nsenter", ratio: x, goal: "≤ 1.5×", passed: x <= 1.5})
+		ts = append(ts, target{what: "ephem / nsenter", ratio: x, goal: "≤ 3.5×", passed: x <= 3.5})
+	}
+	if x, ok := ratio(caseEphemVersion, caseGoEmpty); ok {
+		ts = append(ts, target{what: "ephem version / empty Go program", ratio: x, goal: "≤ 2.5×", passed: x <= 2.5})
 	}
 	if x, ok := ratio(caseDocker, caseEphem); ok {
 		ts = append(ts, target{what: "docker run / ephem", ratio: x, goal: "≥ 8× (ephem 8× faster)", passed: x >= 8})

@@ -22,6 +22,11 @@
 // tar.
 //
 //	go run ./hack/benchkube -mode transfer -runs 5
+//
+// With -mode fanout it measures ephem debug -l over -pods replicas against
+// one pod (fanout.go; target <= 3x):
+//
+//	go run ./hack/benchkube -mode fanout -pods 30 -runs 7
 package main
 
 import (
@@ -65,15 +70,16 @@ type bench struct {
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("benchkube", flag.ContinueOnError)
 	runs := fs.Int("runs", 10, "timed runs per case (at least 10; 5 with -mode transfer)")
-	mode := fs.String("mode", "debug", "debug: ephem debug vs kubectl debug; shell: time to a shell (-it); output: time to the first byte; transfer: 200 MB through port-forward and cp")
+	mode := fs.String("mode", "debug", "debug: ephem debug vs kubectl debug; shell: time to a shell (-it); output: time to the first byte; transfer: 200 MB through port-forward and cp; fanout: -l over -pods pods vs one pod")
+	pods := fs.Int("pods", 30, "-mode fanout: replicas to fan out over")
 	prebuilt := fs.String("ephem", "", "the ephem binary to measure (default: build ./cmd/ephem)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	switch {
-	case *mode != "debug" && *mode != "transfer" && *mode != "shell" && *mode != "output":
-		return fmt.Errorf("-mode %q: debug, shell, output or transfer", *mode)
-	case (*mode == "shell" || *mode == "output") && *runs < 7:
+	case *mode != "debug" && *mode != "transfer" && *mode != "shell" && *mode != "output" && *mode != "fanout":
+		return fmt.Errorf("-mode %q: debug, shell, output, transfer or fanout", *mode)
+	case (*mode == "shell" || *mode == "output" || *mode == "fanout") && *runs < 7:
 		return fmt.Errorf("-runs %d: at least 7", *runs)
 	case *mode == "transfer" && *runs < 5:
 		return fmt.Errorf("-runs %d: at least 5", *runs)
@@ -106,6 +112,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}()
 	if *mode == "transfer" {
 		return runTransfer(ctx, b, *runs, stdout, stderr)
+	}
+	if *mode == "fanout" {
+		return runFanOut(ctx, b, *pods, *runs, stdout, stderr)
 	}
 	w, err := c.DeployDistroless(ctx, b.ns, "py-serv")
 	if err != nil {

@@ -1,10 +1,14 @@
 package local
 
 import (
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strconv"
 	"testing"
 
 	"github.com/ephem-dev/ephem/pkg/image"
@@ -102,41 +106,65 @@ func TestUnknownCapability(t *testing.T) {
 	}
 }
 
-func TestLookPath(t *testing.T) {
-	dir := t.TempDir()
-	exe := filepath.Join(dir, "tool")
-	if err := os.WriteFile(exe, []byte("#!/bin/sh\n"), 0o755); err != nil {
+// TestConfigTagsMatchC checks that the record tags and flags the Go side
+// encodes are the ones cinit.h defines.
+func TestConfigTagsMatchC(t *testing.T) {
+	b, err := os.ReadFile("nsenter/cinit.h")
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "data"), nil, 0o644); err != nil {
-		t.Fatal(err)
+	c := map[string]int{}
+	for _, m := range regexp.MustCompile(`#define (C(?:FG|FLAG)_\w+) (\d+)`).FindAllStringSubmatch(string(b), -1) {
+		n, _ := strconv.Atoi(m[2])
+		c[m[1]] = n
 	}
-	if got, err := lookPath("tool", "/nonexistent:"+dir); err != nil || got != exe {
-		t.Errorf("lookPath(tool) = %q, %v", got, err)
-	}
-	if _, err := lookPath("data", dir); err == nil {
-		t.Error("lookPath found a non-executable file")
-	}
-	if _, err := lookPath("nope", dir); err == nil {
-		t.Error("lookPath found a missing file")
-	}
-	if got, err := lookPath(exe, ""); err != nil || got != exe {
-		t.Errorf("lookPath(absolute) = %q, %v", got, err)
+	goValues := map[string]int{"CFG_ARG": cfgArg, "CFG_ENV": cfgEnv, "CFG_CWD": cfgCwd, "CFG_USER": cfgUser,
+		"CFG_FLAGS": cfgFlags, "CFG_CAPS": cfgCaps, "CFG_SECCOMP": cfgSeccomp, "CFG_WINSIZE": cfgWinsize,
+		"CFG_FILE": cfgFile, "CFG_TARGET": cfgTarget, "CFLAG_NONROOT": cflagNonRoot, "CFLAG_NNP": cflagNNP,
+		"CFLAG_PRIVILEGED": cflagPrivileged, "CFLAG_TTY": cflagTTY, "CFLAG_STDIN": cflagStdin}
+	if diff := cmp.Diff(goValues, c); diff != "" {
+		t.Errorf("cinit.h and config.go disagree (-go +c):\n%s", diff)
 	}
 }
 
-func TestEnvironment(t *testing.T) {
-	got := environment(&initConfig{Env: []string{"A=1"}, TTY: true}, "/root")
-	want := map[string]bool{"A=1": true, "PATH=" + defaultPath: true, "HOME=/root": true, "TERM=xterm": true}
-	for _, e := range got {
-		delete(want, e)
+// TestEncodeConfig decodes what encode wrote, record by record.
+func TestEncodeConfig(t *testing.T) {
+	cfg := &initConfig{Argv: []string{"sh", "-c", "echo"}, Env: []string{"A=1"}, WorkingDir: "/w", User: "tool:staff",
+		Caps: []int{0, 5, 40}, NoNewPrivs: true, TTY: true, Rows: 24, Cols: 80, Seccomp: true,
+		Files: map[string][]byte{"etc/hosts": []byte("h"), "/etc/resolv.conf": []byte("r")}, Target: []string{"/l"}}
+	b, err := cfg.encode()
+	if err != nil {
+		t.Fatal(err)
 	}
-	if len(want) > 0 {
-		t.Errorf("environment %q lacks %v", got, want)
+	var got []string
+	for len(b) > 0 {
+		if len(b) < 5 {
+			t.Fatalf("truncated record: %x", b)
+		}
+		n := binary.LittleEndian.Uint32(b[1:5])
+		v := b[5 : 5+n]
+		switch b[0] {
+		case cfgFlags:
+			got = append(got, fmt.Sprintf("flags=%d", binary.LittleEndian.Uint32(v)))
+		case cfgCaps:
+			got = append(got, fmt.Sprintf("caps=%x", binary.LittleEndian.Uint64(v)))
+		case cfgSeccomp:
+			got = append(got, fmt.Sprintf("seccomp=%v", len(v) > 0 && len(v)%8 == 0))
+		case cfgWinsize:
+			got = append(got, fmt.Sprintf("winsize=%dx%d", binary.LittleEndian.Uint16(v), binary.LittleEndian.Uint16(v[2:])))
+		default:
+			got = append(got, fmt.Sprintf("%d=%q", b[0], v))
+		}
+		b = b[5+n:]
 	}
-	got = environment(&initConfig{Env: []string{"PATH=/x", "HOME=/h", "HOSTNAME=n"}}, "/root")
-	if diff := cmp.Diff([]string{"PATH=/x", "HOME=/h", "HOSTNAME=n"}, got); diff != "" {
-		t.Errorf("image values must win (-want +got):\n%s", diff)
+	want := []string{`1="sh"`, `1="-c"`, `1="echo"`, `2="A=1"`, `3="/w"`, `4="tool:staff"`,
+		fmt.Sprintf("flags=%d", cflagNNP|cflagTTY), fmt.Sprintf("caps=%x", uint64(1|1<<5|1<<40)), "seccomp=true",
+		"winsize=24x80", `9="/etc/resolv.conf\x00r"`, `9="/etc/hosts\x00h"`, `10=""`}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("encoded config (-want +got):\n%s", diff)
+	}
+	if _, err := (&initConfig{Files: map[string][]byte{"/": nil}}).encode(); err == nil {
+		t.Error("a file named / was encoded")
 	}
 }
 

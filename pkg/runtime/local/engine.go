@@ -17,6 +17,7 @@ import (
 	"github.com/ephem-dev/ephem/pkg/session"
 	"github.com/ephem-dev/ephem/pkg/spec"
 	"github.com/ephem-dev/ephem/pkg/target"
+	"golang.org/x/sys/unix"
 )
 
 // Options configure an Engine.
@@ -228,7 +229,15 @@ func (e *Engine) start(_ context.Context, t *openTarget, images *image.Store, im
 	for i, l := range img.Layers {
 		lower[len(lower)-1-i] = l // overlayfs lists the top layer first
 	}
-	cfg.Rootfs = "."
+	targetFD := -1
+	if len(cfg.Target) > 0 {
+		fd, err := readOnlyLayers(cfg.Target)
+		if err != nil {
+			return nil, err
+		}
+		targetFD = fd
+		defer func() { _ = unix.Close(fd) }()
+	}
 	host, child, err := socketPair()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", runtime.ErrOS, err)
@@ -241,8 +250,6 @@ func (e *Engine) start(_ context.Context, t *openTarget, images *image.Store, im
 		nsenter.EnvCtl + "=3",
 		nsenter.EnvRootfs + "=" + images.RunDir(),
 		nsenter.EnvLower + "=" + strings.Join(lower, ":"),
-		// init only supervises: one P and no collector start it faster.
-		"GOMAXPROCS=1", "GOGC=off",
 	}
 	if len(cfg.Target) > 0 {
 		cmd.Env = append(cmd.Env, stoppedEnv()...) // new namespaces (stopped.go)
@@ -293,7 +300,7 @@ func (e *Engine) start(_ context.Context, t *openTarget, images *image.Store, im
 		return nil, fmt.Errorf("%w: starting the container's init: %w", runtime.ErrOS, err)
 	}
 	s := &sess{e: e, cmd: cmd, ctl: &conn{f: host}, c: c, streams: streams, id: id}
-	if err := s.ctl.sendConfig(cfg); err != nil {
+	if err := s.ctl.sendConfig(cfg, targetFD); err != nil {
 		s.abort()
 		return nil, s.setupError(fmt.Errorf("%w: %w", runtime.ErrOS, err))
 	}

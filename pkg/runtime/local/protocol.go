@@ -3,7 +3,6 @@ package local
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"unicode"
@@ -68,13 +67,16 @@ func (c *conn) send(m message, fds ...int) error {
 	return nil
 }
 
-// sendConfig sends cfg to init in a sealed memfd passed with a config
-// message. A datagram is bounded by the socket's buffer (about 200 kB); a
-// command's arguments and environment, which execve takes, are not.
-func (c *conn) sendConfig(cfg *initConfig) error {
-	b, err := json.Marshal(cfg)
+// sendConfig sends cfg to init in a sealed memfd (a config may be far
+// larger than one datagram), and with it targetFD, a stopped target's
+// filesystem as a detached mount, unless it is negative.
+func (c *conn) sendConfig(cfg *initConfig, targetFD int) error {
+	b, err := cfg.encode()
 	if err != nil {
 		return fmt.Errorf("encoding the config: %w", err)
+	}
+	if len(b) > maxConfig {
+		return fmt.Errorf("the config has %d bytes, more than %d", len(b), maxConfig)
 	}
 	fd, err := unix.MemfdCreate("ephem-config", unix.MFD_CLOEXEC|unix.MFD_ALLOW_SEALING)
 	if err != nil {
@@ -92,37 +94,10 @@ func (c *conn) sendConfig(cfg *initConfig) error {
 	if _, err := unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, seals); err != nil {
 		return fmt.Errorf("sealing the config's memfd: %w", err)
 	}
+	if targetFD >= 0 {
+		return c.send(message{T: msgConfig}, fd, targetFD)
+	}
 	return c.send(message{T: msgConfig}, fd)
-}
-
-// readConfig decodes the config a config message carries in its one
-// descriptor, which it closes.
-func readConfig(m message, fds []int) (*initConfig, error) {
-	defer closeAll(fds)
-	if m.T != msgConfig || len(fds) != 1 {
-		return nil, fmt.Errorf("expected the config with its descriptor, got %q with %d", m.T, len(fds))
-	}
-	// The host's write left the shared file offset at the end: read at
-	// offsets.
-	var cfg initConfig
-	if err := json.NewDecoder(io.NewSectionReader(preader(fds[0]), 0, maxConfig)).Decode(&cfg); err != nil {
-		return nil, fmt.Errorf("decoding the config: %w", err)
-	}
-	return &cfg, nil
-}
-
-// preader reads a descriptor at offsets, leaving its file offset alone.
-type preader int
-
-func (fd preader) ReadAt(p []byte, off int64) (int, error) {
-	n, err := unix.Pread(int(fd), p, off)
-	switch {
-	case err != nil:
-		return 0, err
-	case n == 0 && len(p) > 0:
-		return 0, io.EOF
-	}
-	return n, nil
 }
 
 // recv reads one message and any descriptors passed with it. io.EOF-like

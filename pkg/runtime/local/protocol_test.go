@@ -1,8 +1,11 @@
 package local
 
 import (
+	"bytes"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestPrintable(t *testing.T) {
@@ -35,7 +38,7 @@ func TestConfigLargerThanADatagram(t *testing.T) {
 	big := strings.Repeat("x", 100_000)
 	want := &initConfig{Argv: []string{"sh", "-c", strings.Repeat("echo entrypoint; ", 40_000)}, Env: []string{"A=" + big, "B=" + big, "C=" + big}}
 	errc := make(chan error, 1)
-	go func() { errc <- (&conn{f: host}).sendConfig(want) }()
+	go func() { errc <- (&conn{f: host}).sendConfig(want, -1) }()
 	m, fds, err := (&conn{f: child}).recv()
 	if err != nil {
 		t.Fatal(err)
@@ -43,14 +46,24 @@ func TestConfigLargerThanADatagram(t *testing.T) {
 	if err := <-errc; err != nil {
 		t.Fatalf("sendConfig: %v", err)
 	}
-	got, err := readConfig(m, fds)
+	if m.T != msgConfig || len(fds) != 1 {
+		t.Fatalf("got %q with %d descriptors, want the config with one", m.T, len(fds))
+	}
+	defer closeAll(fds)
+	enc, err := want.encode()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got.Argv[2]) != len(want.Argv[2]) || len(got.Env) != 3 || got.Env[2] != want.Env[2] {
-		t.Errorf("config arrived changed: argv %d bytes, env %d values", len(got.Argv[2]), len(got.Env))
+	var st unix.Stat_t
+	if err := unix.Fstat(fds[0], &st); err != nil {
+		t.Fatal(err)
 	}
-	if _, err := readConfig(message{T: msgConfig}, nil); err == nil {
-		t.Error("a config message without its descriptor was accepted")
+	got := make([]byte, st.Size)
+	if n, err := unix.Pread(fds[0], got, 0); err != nil || n != len(enc) || !bytes.Equal(got, enc) {
+		t.Errorf("config arrived changed: %d of %d bytes, %v", n, len(enc), err)
+	}
+	// Sealed: nobody, init included, can change it.
+	if _, err := unix.Pwrite(fds[0], []byte("x"), 0); err == nil {
+		t.Error("the config's memfd is writable")
 	}
 }

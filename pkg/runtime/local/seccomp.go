@@ -3,7 +3,6 @@ package local
 import (
 	"fmt"
 	"runtime"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -72,19 +71,4 @@ func seccompProgram() ([]unix.SockFilter, error) {
 		return nil, fmt.Errorf("seccomp: too many syscalls for 8-bit jumps")
 	}
 	return p, nil
-}
-
-// installSeccomp loads the filter on the calling thread; the command forked
-// from it inherits it. no_new_privs must already be set.
-func installSeccomp() error {
-	p, err := seccompProgram()
-	if err != nil {
-		return err
-	}
-	prog := unix.SockFprog{Len: uint16(len(p)), Filter: &p[0]}
-	// The kernel reads the program during the call; prog stays alive.
-	if err := unix.Prctl(unix.PR_SET_SECCOMP, unix.SECCOMP_MODE_FILTER, uintptr(unsafe.Pointer(&prog)), 0, 0); err != nil { //nolint:gosec // G103: prctl takes a pointer
-		return fmt.Errorf("loading the seccomp filter: %w", err)
-	}
-	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -81,4 +82,15 @@ func errnoErr(e unix.Errno) error {
 		return nil
 	}
 	return e
+}
+
+// installSeccomp loads the filter into the calling thread, as init loads
+// the encoded program into the command before exec.
+func installSeccomp() error {
+	p, err := seccompProgram()
+	if err != nil {
+		return err
+	}
+	prog := unix.SockFprog{Len: uint16(len(p)), Filter: &p[0]}
+	return unix.Prctl(unix.PR_SET_SECCOMP, unix.SECCOMP_MODE_FILTER, uintptr(unsafe.Pointer(&prog)), 0, 0) //nolint:gosec // G103: prctl takes a pointer
 }

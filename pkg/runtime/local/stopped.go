@@ -104,35 +104,6 @@ func stoppedEnv() []string {
 	return []string{nsenter.EnvUnshare + "=" + stoppedNamespaces, nsenter.EnvNewPID + "=1"}
 }
 
-// setupStopped runs in init, privileged, in the new namespaces: it brings
-// the loopback up and mounts the target's layers read-only at /target
-// under root.
-func setupStopped(root string, cfg *initConfig) error {
-	if len(cfg.Target) == 0 {
-		return nil
-	}
-	if err := loopbackUp(); err != nil {
-		return err
-	}
-	dir, err := realDir(root, stoppedMount)
-	if err != nil {
-		return fmt.Errorf("creating %s in the image: %w", stoppedMount, err)
-	}
-	fd, err := readOnlyLayers(cfg.Target)
-	if errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOSYS) {
-		// A kernel before 6.8 has no "lowerdir+": one option string.
-		return mountLayersClassic(cfg.Target, dir)
-	}
-	if err != nil {
-		return err
-	}
-	defer func() { _ = unix.Close(fd) }()
-	if err := unix.MoveMount(fd, "", unix.AT_FDCWD, dir, unix.MOVE_MOUNT_F_EMPTY_PATH); err != nil {
-		return fmt.Errorf("attaching the target's filesystem at %s: %w", stoppedMount, err)
-	}
-	return nil
-}
-
 // readOnlyMount are the attributes of a stopped target's filesystem.
 const readOnlyMount = unix.MOUNT_ATTR_RDONLY | unix.MOUNT_ATTR_NODEV | unix.MOUNT_ATTR_NOSUID
 
@@ -159,7 +130,20 @@ func readOnlyLayers(layers []string) (int, error) {
 	}
 	defer func() { _ = unix.Close(fs) }()
 	for _, l := range layers {
-		if err := unix.FsconfigSetString(fs, "lowerdir+", l); err != nil {
+		err := unix.FsconfigSetString(fs, "lowerdir+", l)
+		if errors.Is(err, unix.EINVAL) && l == layers[0] {
+			// A kernel before 6.8 has no "lowerdir+": one option,
+			// limited to a page.
+			opt := strings.Join(layers, ":")
+			if len(opt)+len("lowerdir=") >= os.Getpagesize() {
+				return -1, fmt.Errorf("%w: the target's %d layers do not fit in one overlay mount on this kernel (Linux 6.8 lifts the limit)", runtime.ErrUnsupported, len(layers))
+			}
+			err = unix.FsconfigSetString(fs, "lowerdir", opt)
+			if err == nil {
+				break
+			}
+		}
+		if err != nil {
 			return -1, fmt.Errorf("stacking the target's layer %s: %w", l, err)
 		}
 	}
@@ -171,41 +155,6 @@ func readOnlyLayers(layers []string) (int, error) {
 		return -1, fmt.Errorf("%w: mounting the target's layers: %w", runtime.ErrOS, err)
 	}
 	return fd, nil
-}
-
-// mountLayersClassic mounts layers read-only at dir with mount(2), for
-// kernels without "lowerdir+"; the options fit in one page.
-func mountLayersClassic(layers []string, dir string) error {
-	const flags = unix.MS_RDONLY | unix.MS_NODEV | unix.MS_NOSUID
-	opts := "lowerdir=" + strings.Join(layers, ":")
-	if len(opts) >= os.Getpagesize() {
-		return &initError{nsenter.KindUnsupported, fmt.Errorf("the target's %d layers do not fit in one overlay mount on this kernel (Linux 6.8 lifts the limit)", len(layers))}
-	}
-	if err := unix.Mount("overlay", dir, "overlay", flags, opts); err != nil {
-		return fmt.Errorf("mounting the target's layers at %s: %w", stoppedMount, err)
-	}
-	return nil
-}
-
-// loopbackUp brings up lo, the one interface of the new network namespace.
-func loopbackUp() error {
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return fmt.Errorf("opening a socket to bring lo up: %w", err)
-	}
-	defer func() { _ = unix.Close(fd) }()
-	ifr, err := unix.NewIfreq("lo")
-	if err != nil {
-		return fmt.Errorf("bringing lo up: %w", err)
-	}
-	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("reading the flags of lo: %w", err)
-	}
-	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP)
-	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
-		return fmt.Errorf("bringing lo up: %w", err)
-	}
-	return nil
 }
 
 // prepareStopped returns the layers of proc, topmost first, when it runs

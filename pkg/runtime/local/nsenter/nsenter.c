@@ -10,18 +10,15 @@
 //      that order), opening a second mount namespace owned by the target's user
 //      namespace when it joined one;
 //   3. forks: the parent stays a tiny relay that waits and passes the exit
-//      status on; the child returns into the Go runtime as the container's
-//      init, inside the target's PID namespace.
+//      status on; the child, inside the target's PID namespace, becomes the
+//      container's init (ephem_init in cinit.c), which never returns: it sets
+//      the root up, drops to the container's credentials while the process
+//      is still single-threaded, and runs and supervises the command
+//      (csuper.c). A session starts no Go runtime but the client's.
 // Without root (_EPHEM_ROOTLESS, a target in a user namespace the user owns)
 // steps 1 and 2 swap: it joins the user namespace and those it owns first,
 // then creates the mount namespace inside it and mounts the image there.
 // Errors go to the control socket (_EPHEM_CTL) as one JSON message.
-//
-// When init has set up the root it re-executes ephem with _EPHEM_DROP set
-// instead: the constructor then drops the process, still single-threaded, to
-// the debug container's own credentials (drop_to) before the Go runtime
-// starts threads, so that what stays in the target's PID namespace holds no
-// more than the container.
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -42,13 +39,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "cinit.h"
 #include "nsenter.h"
 
 #ifndef CLONE_NEWTIME
 #define CLONE_NEWTIME 0x00000080
 #endif
 
-static int ctl_fd = -1;
+int ctl_fd = -1;
 // overlay_userxattr mounts the overlay with "userxattr" (_EPHEM_USERXATTR:
 // the layers were unpacked without root, opaque directories marked with
 // user.overlay.opaque).
@@ -57,7 +55,7 @@ static int overlay_userxattr;
 // json_escape copies in to out (of size n) as the inside of a JSON string:
 // quotes, backslashes and every control character escaped, cut short
 // rather than overflowing.
-static void json_escape(const char *in, char *out, size_t n) {
+void json_escape(const char *in, char *out, size_t n) {
 	size_t j = 0;
 	for (const unsigned char *p = (const unsigned char *)in; *p && j + 7 < n; p++) {
 		if (*p == '"' || *p == '\\') {
@@ -73,7 +71,7 @@ static void json_escape(const char *in, char *out, size_t n) {
 }
 
 // fail reports msg (with errno's text) on the control socket and exits.
-static void fail(const char *kind, const char *fmt, ...) {
+void fail(const char *kind, const char *fmt, ...) {
 	int saved = errno;
 	char msg[1024], out[1400];
 	va_list ap;
@@ -316,44 +314,35 @@ static void join(const char *spec) {
 		fail(KIND_OS, "creating a mount namespace in the target's user namespace");
 }
 
-// drop_to makes this process the debug container's equal before the Go
-// runtime starts: spec is "UID:GID:G1,G2,...:CAPS:NNP:SETGROUPS" (CAPS the
-// container's capability set in hex; NNP and SETGROUPS 0 or 1). The bounding
-// set becomes CAPS; UID, GID and the groups the command's; the permitted and
-// effective sets the command's own (CAPS as root; as another user only KILL,
-// if CAPS has it, to end the session's processes whatever user they became);
-// no ambient capabilities, no_new_privs as the container's, and never
-// dumpable. A process of the container that can trace this one gains
+// drop_creds makes init the debug container's equal before the command
+// starts: the bounding set becomes caps; UID, GID and groups the command's
+// (groups only where the user namespace allows setgroups); the permitted
+// and effective sets the command's own (caps as root; as another user only
+// KILL, if caps has it, to end the session's processes whatever user they
+// became); no ambient capabilities, no_new_privs as the container's, and
+// never dumpable. A process of the container that can trace init gains
 // nothing it could not have.
-static void drop_to(const char *spec) {
-	unsigned long long uid, gid, caps, nnp, sg, g;
-	gid_t groups[64];
-	size_t ngroups = 0;
-	const char *s = spec;
-	if (parse_ulong(&s, 10, UINT_MAX - 1, &uid) || *s++ != ':' || parse_ulong(&s, 10, UINT_MAX - 1, &gid) || *s++ != ':')
-		goto bad;
-	while (*s != ':') {
-		if (ngroups == sizeof groups / sizeof groups[0] || parse_ulong(&s, 10, UINT_MAX - 1, &g)) goto bad;
-		groups[ngroups++] = (gid_t)g;
-		if (*s == ',') s++;
+void drop_creds(const struct cuser *u, uint64_t caps, int nnp) {
+	char sg[16] = "";
+	int fd = open("/proc/self/setgroups", O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		if (read(fd, sg, sizeof sg - 1) < 0) sg[0] = 0;
+		close(fd);
 	}
-	s++;
-	if (parse_ulong(&s, 16, ~0ULL, &caps) || *s++ != ':' || parse_ulong(&s, 10, 1, &nnp) || *s++ != ':' ||
-	    parse_ulong(&s, 10, 1, &sg) || *s)
-		goto bad;
+	int setgroups_ok = strncmp(sg, "deny", 4) != 0;
 	if (prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0) fail(KIND_OS, "keeping capabilities across the user change");
 	for (int c = 0; c < 64; c++) {
 		if (caps >> c & 1) continue;
 		if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL)
 			fail(KIND_OS, "dropping capability %d from the bounding set", c);
 	}
-	if (sg && setgroups(ngroups, groups) < 0) fail(KIND_OS, "setting the supplementary groups");
-	if (setresgid(gid, gid, gid) < 0) fail(KIND_OS, "setting group %llu", gid);
-	if (setresuid(uid, uid, uid) < 0) fail(KIND_OS, "setting user %llu", uid);
+	if (setgroups_ok && setgroups(u->ngroups, u->groups) < 0) fail(KIND_OS, "setting the supplementary groups");
+	if (setresgid(u->gid, u->gid, u->gid) < 0) fail(KIND_OS, "setting group %u", (unsigned)u->gid);
+	if (setresuid(u->uid, u->uid, u->uid) < 0) fail(KIND_OS, "setting user %u", (unsigned)u->uid);
 	struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
 	struct __user_cap_data_struct data[2];
 	if (syscall(SYS_capget, &hdr, data) < 0) fail(KIND_OS, "reading capabilities");
-	unsigned long long want = uid == 0 ? caps : caps & (1ULL << CAP_KILL);
+	uint64_t want = u->uid == 0 ? caps : caps & (1ULL << CAP_KILL);
 	for (int i = 0; i < 2; i++) {
 		unsigned w = (unsigned)(want >> (32 * i)), keep = (unsigned)(caps >> (32 * i));
 		data[i].permitted &= w;
@@ -368,12 +357,7 @@ static void drop_to(const char *spec) {
 	// A change of credentials makes the process dumpable again: undo it
 	// last. The parent-death signal is reset by it too.
 	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0) fail(KIND_OS, "making the process non-dumpable");
-	prctl(PR_SET_NAME, "ephem-init", 0, 0, 0);
 	if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) < 0) fail(KIND_OS, "setting the parent-death signal");
-	return;
-bad:
-	errno = EINVAL;
-	fail(KIND_INTERNAL, "bad credentials %.64s", spec);
 }
 
 // unshare_new creates the namespaces in list ("net,ipc,uts,cgroup"), for a
@@ -393,17 +377,6 @@ static void unshare_new(const char *list) {
 }
 
 __attribute__((constructor)) static void ephem_nsenter(void) {
-	const char *drop = getenv("_EPHEM_DROP");
-	if (drop) {
-		// init set up the root and re-executed ephem from inside it: pivot
-		// (the loader has mapped every library by now), then drop.
-		ctl_fd = parse_fd(getenv("_EPHEM_CTL"));
-		if (syscall(SYS_pivot_root, ".", ".") < 0) fail(KIND_OS, "pivoting into the image root");
-		if (umount2(".", MNT_DETACH) < 0) fail(KIND_OS, "detaching the host's root");
-		if (chdir("/") < 0) fail(KIND_OS, "entering the image root");
-		drop_to(drop);
-		return;
-	}
 	const char *spec = getenv("_EPHEM_JOIN");
 	if (!spec) return;
 	ctl_fd = parse_fd(getenv("_EPHEM_CTL"));
@@ -452,4 +425,5 @@ __attribute__((constructor)) static void ephem_nsenter(void) {
 	prctl(PR_SET_NAME, "ephem-init", 0, 0, 0);
 	// The container's init: end with the relay (and so with ephem).
 	if (prctl(PR_SET_PDEATHSIG, SIGTERM, 0, 0, 0) < 0) fail(KIND_OS, "setting the parent-death signal");
+	ephem_init();
 }

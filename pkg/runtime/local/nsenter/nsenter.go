@@ -1,19 +1,15 @@
-// Package nsenter is the part of the local engine that runs before the Go
-// runtime: a C constructor (nsenter.c) that, in a re-executed ephem, mounts
-// the image, joins the target's namespaces and forks the debug container's
-// init. Importing this package links the constructor in; main calls IsInit
-// first and hands over to Init when it is true.
+// Package nsenter is the part of the local engine that runs instead of the
+// Go runtime: a C constructor (nsenter.c) that, in a re-executed ephem,
+// mounts the image, joins the target's namespaces and forks the debug
+// container's init, which is C too (cinit.c, csuper.c) and never returns.
+// Importing this package links the constructor in; main calls IsInit first
+// and hands over to Init when it is true.
 package nsenter
 
 // #cgo CFLAGS: -Wall -Wextra -Wno-unused-parameter
 import "C"
 
-import (
-	"fmt"
-	"os"
-	"strconv"
-	"strings"
-)
+import "os"
 
 // Environment variables the constructor reads; the Go side of the local
 // engine sets them when it re-executes ephem.
@@ -34,10 +30,6 @@ const (
 	// EnvUnshare lists namespaces ("net,ipc,uts,cgroup") to create rather
 	// than join, for a target that runs nothing; EnvJoin is then empty.
 	EnvUnshare = "_EPHEM_UNSHARE"
-	// EnvDrop is "UID:GID:GROUPS:CAPS:NNP:SETGROUPS": set when init
-	// re-executes itself, it makes the constructor drop to the debug
-	// container's credentials (see drop_to in nsenter.c) and join nothing.
-	EnvDrop = "_EPHEM_DROP"
 	// EnvRootless, set when ephem runs without root, makes the constructor
 	// join the target's user namespace first and only then create the
 	// mount namespace and mount the image (see rootless.go in local).
@@ -63,42 +55,18 @@ const (
 	KindBusy        = "busy"
 )
 
-// initFunc is the container init's entry point, registered by the local
-// engine so this package does not import it.
-var initFunc func()
-
-// Register sets the function Init runs; the local engine calls it from init.
-func Register(f func()) { initFunc = f }
-
-// IsInit reports whether this process is a debug container's init, before
-// or after it dropped its privileges.
-// EnvJoin is set, as the constructor checks, even when empty: a target in
-// ephem's own namespaces (a host process) has nothing to join.
+// IsInit reports whether this process was re-executed as a debug
+// container's init (or its relay). The constructor never returns into Go
+// then: the relay exits with init's status and init, all in C, exits with
+// the command's. EnvJoin is set, as the constructor checks, even when empty:
+// a target in ephem's own namespaces (a host process) has nothing to join.
 func IsInit() bool {
 	_, join := os.LookupEnv(EnvJoin)
-	return join || os.Getenv(EnvDrop) != "" || os.Getenv(EnvUnshare) != ""
+	return join || os.Getenv(EnvUnshare) != ""
 }
 
-// DropSpec formats EnvDrop's value.
-func DropSpec(uid, gid int, groups []int, caps uint64, noNewPrivs, setGroups bool) string {
-	g := make([]string, len(groups))
-	for i, v := range groups {
-		g[i] = strconv.Itoa(v)
-	}
-	b := func(v bool) string {
-		if v {
-			return "1"
-		}
-		return "0"
-	}
-	return fmt.Sprintf("%d:%d:%s:%x:%s:%s", uid, gid, strings.Join(g, ","), caps, b(noNewPrivs), b(setGroups))
-}
-
-// Init runs the registered container init and exits.
+// Init ends a process for which IsInit is true and that nonetheless
+// reached the Go runtime: it must not run ephem's command line.
 func Init() {
-	if initFunc == nil {
-		os.Exit(125)
-	}
-	initFunc()
 	os.Exit(125)
 }
