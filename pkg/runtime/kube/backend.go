@@ -74,6 +74,9 @@ type call struct {
 	opts      Options // the backend's, with this call's Log
 	namespace string
 	timer     *runtime.Timer
+	// reviews, shared by the pods of a fan-out, asks the API server each
+	// access question once.
+	reviews *reviewCache
 }
 
 var (
@@ -116,6 +119,12 @@ func New(o Options) (*Backend, error) {
 	ns, explicit, err := o.Config.Namespace()
 	if err != nil {
 		return nil, fmt.Errorf("%w: reading the namespace: %w", ErrConfig, err)
+	}
+	// client-go's default client-side limit (5 requests a second, bursts
+	// of 10) made a fan-out over 30 pods wait 16 s on itself; the fan-out
+	// bounds its pods in flight instead (fanOutParallel).
+	if cfg.QPS == 0 && cfg.Burst == 0 && cfg.RateLimiter == nil {
+		cfg.QPS, cfg.Burst = clientQPS, clientBurst
 	}
 	client, err := NewClient(cfg)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"sync"
 
 	"github.com/ephem-dev/ephem/pkg/target"
 	appsv1 "k8s.io/api/apps/v1"
@@ -45,21 +46,24 @@ type Client interface {
 	Allowed(ctx context.Context, attr *authv1.ResourceAttributes) (bool, error)
 }
 
-// scheme knows just the groups the backend reads and writes.
-var (
-	scheme         = kruntime.NewScheme()
-	codecs         = serializer.NewCodecFactory(scheme)
-	parameterCodec = kruntime.NewParameterCodec(scheme)
-)
+// codecs are the scheme of just the groups the backend reads and writes,
+// built on first use: registering the types costs about half a
+// millisecond, which no command that does not reach a cluster should pay.
+type codecSet struct {
+	codecs         serializer.CodecFactory
+	parameterCodec kruntime.ParameterCodec
+}
 
-func init() {
+var kubeCodecs = sync.OnceValue(func() codecSet {
+	scheme := kruntime.NewScheme()
 	for _, add := range []func(*kruntime.Scheme) error{corev1.AddToScheme, appsv1.AddToScheme, batchv1.AddToScheme, authv1.AddToScheme} {
 		if err := add(scheme); err != nil {
 			panic(err)
 		}
 	}
 	metav1.AddToGroupVersion(scheme, schema.GroupVersion{Version: "v1"})
-}
+	return codecSet{codecs: serializer.NewCodecFactory(scheme), parameterCodec: kruntime.NewParameterCodec(scheme)}
+})
 
 // restClient implements Client over client-go's REST client.
 type restClient struct {
@@ -73,7 +77,7 @@ func NewClient(config *rest.Config) (Client, error) {
 	mk := func(gv schema.GroupVersion, path string) (*rest.RESTClient, error) {
 		c := rest.CopyConfig(config)
 		c.GroupVersion, c.APIPath = &gv, path
-		c.NegotiatedSerializer = codecs.WithoutConversion()
+		c.NegotiatedSerializer = kubeCodecs().codecs.WithoutConversion()
 		if c.UserAgent == "" {
 			c.UserAgent = "ephem"
 		}
@@ -104,12 +108,12 @@ func (c *restClient) GetPod(ctx context.Context, ns, name string) (*corev1.Pod, 
 func (c *restClient) ListPods(ctx context.Context, ns, selector string) (*corev1.PodList, error) {
 	l := &corev1.PodList{}
 	return l, c.core.Get().Namespace(ns).Resource("pods").
-		VersionedParams(&metav1.ListOptions{LabelSelector: selector}, parameterCodec).Do(ctx).Into(l)
+		VersionedParams(&metav1.ListOptions{LabelSelector: selector}, kubeCodecs().parameterCodec).Do(ctx).Into(l)
 }
 
 func (c *restClient) WatchPods(ctx context.Context, ns string, opts metav1.ListOptions) (watch.Interface, error) {
 	opts.Watch = true
-	return c.core.Get().Namespace(ns).Resource("pods").VersionedParams(&opts, parameterCodec).Watch(ctx)
+	return c.core.Get().Namespace(ns).Resource("pods").VersionedParams(&opts, kubeCodecs().parameterCodec).Watch(ctx)
 }
 
 func (c *restClient) CreatePod(ctx context.Context, p *corev1.Pod) (*corev1.Pod, error) {
@@ -130,22 +134,22 @@ func (c *restClient) PatchEphemeralContainers(ctx context.Context, ns, name stri
 	}
 	out := &corev1.Pod{}
 	return out, c.core.Patch(types.StrategicMergePatchType).Namespace(ns).Resource("pods").Name(name).
-		SubResource("ephemeralcontainers").VersionedParams(opts, parameterCodec).Body(patch).Do(ctx).Into(out)
+		SubResource("ephemeralcontainers").VersionedParams(opts, kubeCodecs().parameterCodec).Body(patch).Do(ctx).Into(out)
 }
 
 func (c *restClient) PodLogs(ctx context.Context, ns, name string, opts *corev1.PodLogOptions) (io.ReadCloser, error) {
 	return c.core.Get().Namespace(ns).Resource("pods").Name(name).SubResource("log").
-		VersionedParams(opts, parameterCodec).Stream(ctx)
+		VersionedParams(opts, kubeCodecs().parameterCodec).Stream(ctx)
 }
 
 func (c *restClient) AttachURL(ns, name string, opts *corev1.PodAttachOptions) *url.URL {
 	return c.core.Post().Namespace(ns).Resource("pods").Name(name).SubResource("attach").
-		VersionedParams(opts, parameterCodec).URL()
+		VersionedParams(opts, kubeCodecs().parameterCodec).URL()
 }
 
 func (c *restClient) ExecURL(ns, name string, opts *corev1.PodExecOptions) *url.URL {
 	return c.core.Post().Namespace(ns).Resource("pods").Name(name).SubResource("exec").
-		VersionedParams(opts, parameterCodec).URL()
+		VersionedParams(opts, kubeCodecs().parameterCodec).URL()
 }
 
 func (c *restClient) GetNode(ctx context.Context, name string) (*corev1.Node, error) {

@@ -103,7 +103,7 @@ func (b *Backend) listNames(ctx context.Context, path string) ([]namedObject, er
 	defer cancel()
 	c := rest.CopyConfig(b.config)
 	c.GroupVersion, c.APIPath = &corev1.SchemeGroupVersion, "/api"
-	c.NegotiatedSerializer = codecs.WithoutConversion()
+	c.NegotiatedSerializer = kubeCodecs().codecs.WithoutConversion()
 	c.Timeout = completeTimeout
 	rc, err := rest.RESTClientFor(c)
 	if err != nil {

@@ -14,7 +14,17 @@ import (
 	corev1 "k8s.io/api/core/v1"
 )
 
-// fanOut runs a non-interactive command in every pod concurrently, each
+// Client-side request limits (kubectl's own defaults since 1.27 are 50 and
+// 300 for discovery) and the fan-out's bound on pods in flight: with about
+// six requests per pod, 20 pods keep a fan-out below the burst.
+const (
+	clientQPS      = 50
+	clientBurst    = 150
+	fanOutParallel = 32
+)
+
+// fanOut runs a non-interactive command in every pod concurrently (at most
+// fanOutParallel at a time), each
 // line of output prefixed with its pod's name. It returns errors.Join of
 // the pods' errors in pod order, each naming its pod; the CLI reports each
 // and exits with the first one's code.
@@ -25,13 +35,22 @@ func (b *call) fanOut(ctx context.Context, pods []*corev1.Pod, containerName str
 	var mu sync.Mutex
 	errs := make([]error, len(pods))
 	var wg sync.WaitGroup
+	slots := make(chan struct{}, fanOutParallel)
+	reviews := &reviewCache{}
 	for i, p := range pods {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			select {
+			case slots <- struct{}{}:
+				defer func() { <-slots }()
+			case <-ctx.Done():
+				errs[i] = &PodError{Pod: p.Name, Err: ctx.Err()}
+				return
+			}
 			out := &prefixWriter{w: streams.Out, mu: &mu, prefix: "[" + p.Name + "] "}
 			errOut := &prefixWriter{w: streams.Err, mu: &mu, prefix: "[" + p.Name + "] "}
-			sub := &call{Backend: b.Backend, opts: b.opts, namespace: b.namespace}
+			sub := &call{Backend: b.Backend, opts: b.opts, namespace: b.namespace, reviews: reviews}
 			sub.opts.Log = errOut
 			if err := sub.debugPod(ctx, p, containerName, c, session.Streams{In: streams.In, Out: out, Err: errOut}); err != nil {
 				errs[i] = &PodError{Pod: p.Name, Err: err}

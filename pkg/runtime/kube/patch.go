@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/ephem-dev/ephem/pkg/runtime"
 	authv1 "k8s.io/api/authorization/v1"
@@ -93,7 +94,7 @@ func (b *call) checkAccess(ctx context.Context, ns string, interactive bool) err
 	if interactive {
 		attr.Verb, attr.Subresource = "create", "attach"
 	}
-	allowed, err := b.client.Allowed(ctx, attr)
+	allowed, err := b.reviews.allowed(ctx, b.client, attr)
 	if err != nil {
 		return nil // the review API is unavailable: let the real calls decide
 	}
@@ -101,4 +102,36 @@ func (b *call) checkAccess(ctx context.Context, ns string, interactive bool) err
 		return fmt.Errorf("%w: you may not %s pods/%s in namespace %s (RBAC), so the debug container would be added but unreachable: ask for that permission", runtime.ErrPermission, attr.Verb, attr.Subresource, ns)
 	}
 	return nil
+}
+
+// reviewCache answers each access question once for the pods of a
+// fan-out: they share a namespace and a verb, and asking 30 times is 30
+// requests for one answer. A nil cache asks every time.
+type reviewCache struct {
+	mu      sync.Mutex
+	answers map[authv1.ResourceAttributes]*review
+}
+
+type review struct {
+	once    sync.Once
+	allowed bool
+	err     error
+}
+
+func (c *reviewCache) allowed(ctx context.Context, client Client, attr *authv1.ResourceAttributes) (bool, error) {
+	if c == nil {
+		return client.Allowed(ctx, attr)
+	}
+	c.mu.Lock()
+	if c.answers == nil {
+		c.answers = map[authv1.ResourceAttributes]*review{}
+	}
+	r := c.answers[*attr]
+	if r == nil {
+		r = &review{}
+		c.answers[*attr] = r
+	}
+	c.mu.Unlock()
+	r.once.Do(func() { r.allowed, r.err = client.Allowed(ctx, attr) })
+	return r.allowed, r.err
 }
