@@ -113,7 +113,8 @@ func TestInitUserFromImage(t *testing.T) {
 // TestInitCredentials reads the container's init (the command's parent,
 // in the target's PID namespace) from inside: it holds the command's user and groups,
 // no capability beyond the command's bounding set (as a user, KILL at
-// most), no_new_privs as the command, and it is not dumpable (its environ
+// most), no_new_privs and the seccomp filter as the command (restricted
+// has one), and it is not dumpable (its environ
 // is unreadable to a user without SYS_PTRACE).
 func TestInitCredentials(t *testing.T) {
 	f := setup(t)
@@ -139,10 +140,13 @@ func TestInitCredentials(t *testing.T) {
 			if init["Name"] != "ephem-init" {
 				t.Fatalf("the command's parent is %q, want ephem-init", init["Name"])
 			}
-			for _, k := range []string{"Uid", "Gid", "Groups", "NoNewPrivs", "CapBnd", "CapInh", "CapAmb"} {
+			for _, k := range []string{"Uid", "Gid", "Groups", "NoNewPrivs", "CapBnd", "CapInh", "CapAmb", "Seccomp", "Seccomp_filters"} {
 				if init[k] != self[k] {
 					t.Errorf("init's %s is %q, the command's %q", k, init[k], self[k])
 				}
+			}
+			if tc.name == "restricted" && init["Seccomp"] != "2" {
+				t.Errorf("init's Seccomp is %q under restricted, want 2 (filter)", init["Seccomp"])
 			}
 			if f := strings.Fields(init["Uid"]); len(f) != 4 || f[0] != tc.uid || f[3] != tc.uid {
 				t.Errorf("init's Uid %q, want %s", init["Uid"], tc.uid)

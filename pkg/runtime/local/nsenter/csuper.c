@@ -1,7 +1,7 @@
 // csuper.c: the debug container's init, the supervising half. With the
 // container's credentials (cinit.c dropped to them) it finds the command,
-// opens its terminal, starts it (restricted to the container's inheritable
-// capabilities, no_new_privs and seccomp filter), and stays as the
+// opens its terminal, loads the container's seccomp filter into itself,
+// starts the command (which inherits all of it), and stays as the
 // session's subreaper: it relays the signals the client asks for, hands the
 // terminal to a reattaching client, kills the whole session when the
 // command ends, init is told to stop or the client goes away without
@@ -10,7 +10,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/capability.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <poll.h>
@@ -139,11 +138,18 @@ static void child_fail(int pipe_fd, int stage) {
 	_exit(127);
 }
 
-static const char *stages[] = {"starting", "entering the working directory of", "restricting the capabilities of",
-			       "setting no_new_privs for", "loading the seccomp filter for", "connecting the terminal of"};
+static const char *stages[] = {"starting", "entering the working directory of", "connecting the terminal of"};
 
 // start forks the command; init's signals are blocked (the child unblocks).
+// The command inherits what init already is: the container's credentials,
+// inheritable set and no_new_privs (drop_creds), and the seccomp filter,
+// which init loads into itself first, so that whatever a process that can
+// trace init makes it do is filtered as the command's own calls are.
 static pid_t start(struct cconfig *c, const char *path, int slave) {
+	if (c->seccomp) {
+		struct sock_fprog prog = {.len = (unsigned short)c->seccomp_len, .filter = (struct sock_filter *)c->seccomp};
+		if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) < 0) fail(KIND_OS, "loading the seccomp filter");
+	}
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0) fail(KIND_OS, "starting \"%s\"", c->argv[0]);
 	pid_t pid = fork();
@@ -158,7 +164,7 @@ static pid_t start(struct cconfig *c, const char *path, int slave) {
 		if (slave >= 0) {
 			if (setsid() < 0 || dup2(slave, 0) < 0 || dup2(slave, 1) < 0 || dup2(slave, 2) < 0 ||
 			    ioctl(0, TIOCSCTTY, 0) < 0)
-				child_fail(p[1], 5);
+				child_fail(p[1], 2);
 		} else {
 			setpgid(0, 0);
 			if (!(c->flags & CFLAG_STDIN)) {
@@ -170,17 +176,6 @@ static pid_t start(struct cconfig *c, const char *path, int slave) {
 			}
 		}
 		if (chdir(c->cwd && *c->cwd ? c->cwd : "/") < 0) child_fail(p[1], 1);
-		struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
-		struct __user_cap_data_struct data[2];
-		if (syscall(SYS_capget, &hdr, data) < 0) child_fail(p[1], 2);
-		data[0].inheritable &= (unsigned)c->caps;
-		data[1].inheritable &= (unsigned)(c->caps >> 32);
-		if (syscall(SYS_capset, &hdr, data) < 0) child_fail(p[1], 2);
-		if ((c->flags & CFLAG_NNP) && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0) child_fail(p[1], 3);
-		if (c->seccomp) {
-			struct sock_fprog prog = {.len = (unsigned short)c->seccomp_len, .filter = (struct sock_filter *)c->seccomp};
-			if (prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &prog, 0, 0) < 0) child_fail(p[1], 4);
-		}
 		execve(path, c->argv, c->env);
 		child_fail(p[1], 0);
 	}
