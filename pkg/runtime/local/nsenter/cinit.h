@@ -1,5 +1,6 @@
 // cinit.h: the debug container's init, in C (cinit.c sets the container
-// up, csuper.c runs and supervises the command). The constructor
+// up, cuser.c resolves the command's user, csuper.c runs and supervises the
+// command). The constructor
 // (nsenter.c) enters ephem_init in the forked child; it never returns, so
 // a session starts no Go runtime but the ephem client's.
 #ifndef EPHEM_CINIT_H
@@ -67,6 +68,7 @@ void json_escape(const char *in, char *out, size_t n);
 void send_json(int fd, const char *json, int passfd);
 void send_warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void drop_creds(const struct cuser *u, uint64_t caps, int nnp);
+void resolve_user(const char *spec, struct cuser *u);
 
 __attribute__((noreturn)) void ephem_init(void);
 __attribute__((noreturn)) void run_and_supervise(struct cconfig *c, const struct cuser *u, int listener);
