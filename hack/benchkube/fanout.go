@@ -6,7 +6,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"sort"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -68,14 +67,11 @@ func runFanOut(ctx context.Context, b *bench, pods, runs int, stdout, stderr io.
 	}
 	load, _ := os.ReadFile("/proc/loadavg")
 	fmt.Fprintf(stdout, "%d interleaved runs per case, %s, load %s\n", runs, time.Now().UTC().Format("2006-01-02 15:04 MST"), string(load[:14]))
-	fmt.Fprintf(stdout, "| case | min | median | p90 |\n| --- | ---: | ---: | ---: |\n")
-	med := make([]time.Duration, len(cases))
+	names := make([]string, len(cases))
 	for j, cs := range cases {
-		s := samples[j]
-		sort.Slice(s, func(a, b int) bool { return s[a] < s[b] })
-		med[j] = s[len(s)/2]
-		fmt.Fprintf(stdout, "| `%s` | %s | %s | %s |\n", cs.name, ms(s[0]), ms(med[j]), ms(s[(len(s)*9+9)/10-1]))
+		names[j] = cs.name
 	}
+	med := printTable(stdout, names, samples)
 	ratio := float64(med[1]) / float64(med[0])
 	verdict := "PASS"
 	if ratio > 3 {

@@ -150,14 +150,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprintf(stderr, "benchkube: round %d/%d\n", i, *runs)
 	}
-	fmt.Fprintf(stdout, "| case | min | median | p90 |\n| --- | ---: | ---: | ---: |\n")
-	med := make([]time.Duration, len(cases))
+	names := make([]string, len(cases))
 	for j, cs := range cases {
-		s := samples[j]
-		sort.Slice(s, func(a, b int) bool { return s[a] < s[b] })
-		med[j] = s[len(s)/2]
-		fmt.Fprintf(stdout, "| `%s` | %s | %s | %s |\n", cs.name, ms(s[0]), ms(med[j]), ms(s[(len(s)*9+9)/10-1]))
+		names[j] = cs.name
 	}
+	med := printTable(stdout, names, samples)
 	ratio := float64(med[0]) / float64(med[1])
 	verdict := "PASS"
 	if ratio > 0.8 {
@@ -165,6 +162,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	fmt.Fprintf(stdout, "\nephem / kubectl debug (medians): %.2fx (target <= 0.8x): %s; %d runs each, interleaved\n", ratio, verdict, *runs)
 	return nil
+}
+
+// printTable writes one markdown row of min, median and p90 per case
+// (sorting the samples) and returns the medians.
+func printTable(w io.Writer, names []string, samples [][]time.Duration) []time.Duration {
+	fmt.Fprintf(w, "| case | min | median | p90 |\n| --- | ---: | ---: | ---: |\n")
+	med := make([]time.Duration, len(names))
+	for j, name := range names {
+		s := samples[j]
+		sort.Slice(s, func(a, b int) bool { return s[a] < s[b] })
+		med[j] = s[len(s)/2]
+		fmt.Fprintf(w, "| `%s` | %s | %s | %s |\n", name, ms(s[0]), ms(med[j]), ms(s[(len(s)*9+9)/10-1]))
+	}
+	return med
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.0f ms", float64(d.Microseconds())/1000) }

@@ -2,9 +2,7 @@ package local_test
 
 import (
 	"archive/tar"
-	"bytes"
 	"context"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -14,8 +12,6 @@ import (
 
 	"github.com/ephem-dev/ephem/internal/e2eutil"
 	"github.com/ephem-dev/ephem/internal/testimages"
-	"github.com/google/go-containerregistry/pkg/v1/mutate"
-	"github.com/google/go-containerregistry/pkg/v1/tarball"
 )
 
 // attackerImage is the busybox test image with testdata/attacker at
@@ -44,26 +40,7 @@ func attackerImage(t *testing.T, f *fixture) string {
 // with data as its content) to the fixture's registry as name.
 func imageWith(t *testing.T, f *fixture, name string, hdr *tar.Header, data []byte) string {
 	t.Helper()
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	if err := tw.WriteHeader(hdr); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tw.Write(data); err != nil {
-		t.Fatal(err)
-	}
-	if err := tw.Close(); err != nil {
-		t.Fatal(err)
-	}
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	img, err := mutate.AppendLayers(f.images["busybox"], layer)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e2eutil.PushImage(t, f.registry, name, img)
+	return imageWithEntries(t, f, name, []tarEntry{{hdr, data}})
 }
 
 // attackLine is one process the attacker saw.

@@ -32,8 +32,8 @@
 
 #define MAX_CONFIG (64 << 20)
 
-void send_json(int fd, const char *json, int passfd) {
-	struct iovec iov = {.iov_base = (void *)json, .iov_len = strlen(json)};
+int send_with_fd(int sock, const void *buf, size_t n, int passfd) {
+	struct iovec iov = {.iov_base = (void *)buf, .iov_len = n};
 	union {
 		char buf[CMSG_SPACE(sizeof(int))];
 		struct cmsghdr align;
@@ -49,30 +49,38 @@ void send_json(int fd, const char *json, int passfd) {
 		c->cmsg_len = CMSG_LEN(sizeof(int));
 		memcpy(CMSG_DATA(c), &passfd, sizeof(int));
 	}
-	while (sendmsg(fd, &mh, MSG_NOSIGNAL) < 0 && errno == EINTR) {
+	ssize_t r;
+	while ((r = sendmsg(sock, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
 	}
+	return r < 0 ? -1 : 0;
+}
+
+void send_json(int fd, const char *json, int passfd) { send_with_fd(fd, json, strlen(json), passfd); }
+
+// send_text sends {"t":TYPE,<extra>"msg":TEXT} on the control socket,
+// TEXT formatted from fmt and escaped.
+static void send_text(const char *type, const char *extra, const char *fmt, va_list ap) {
+	char msg[1024], esc[1400], out[1600];
+	vsnprintf(msg, sizeof msg, fmt, ap);
+	json_escape(msg, esc, sizeof esc);
+	snprintf(out, sizeof out, "{\"t\":\"%s\",%s\"msg\":\"%s\"}", type, extra, esc);
+	if (ctl_fd >= 0) send_json(ctl_fd, out, -1);
 }
 
 void send_warning(const char *fmt, ...) {
-	char msg[1024], esc[1400], out[1500];
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	send_text("warning", "", fmt, ap);
 	va_end(ap);
-	json_escape(msg, esc, sizeof esc);
-	snprintf(out, sizeof out, "{\"t\":\"warning\",\"msg\":\"%s\"}", esc);
-	send_json(ctl_fd, out, -1);
 }
 
 void fail_msg(const char *kind, const char *fmt, ...) {
-	char msg[1024], esc[1400], out[1500];
+	char extra[64];
+	snprintf(extra, sizeof extra, "\"kind\":\"%s\",", kind);
 	va_list ap;
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof msg, fmt, ap);
+	send_text("error", extra, fmt, ap);
 	va_end(ap);
-	json_escape(msg, esc, sizeof esc);
-	snprintf(out, sizeof out, "{\"t\":\"error\",\"kind\":\"%s\",\"msg\":\"%s\"}", kind, esc);
-	if (ctl_fd >= 0) send_json(ctl_fd, out, -1);
 	_exit(125);
 }
 

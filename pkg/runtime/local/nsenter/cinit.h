@@ -65,6 +65,8 @@ extern int ctl_fd;
 __attribute__((noreturn, format(printf, 2, 3))) void fail(const char *kind, const char *fmt, ...);
 __attribute__((noreturn, format(printf, 2, 3))) void fail_msg(const char *kind, const char *fmt, ...);
 void json_escape(const char *in, char *out, size_t n);
+// send_with_fd sends buf, and passfd unless negative, as one message.
+int send_with_fd(int sock, const void *buf, size_t n, int passfd);
 void send_json(int fd, const char *json, int passfd);
 void send_warning(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void drop_creds(const struct cuser *u, uint64_t caps, int nnp);

@@ -23,27 +23,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cinit.h"
+
 // reply sends err and, when fd >= 0, fd on ctl; it exits when ephem is gone.
 static void reply(int ctl, int32_t err, int fd) {
-	struct iovec iov = {.iov_base = &err, .iov_len = sizeof err};
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} u;
-	struct msghdr msg = {.msg_iov = &iov, .msg_iovlen = 1};
-	if (fd >= 0) {
-		memset(&u, 0, sizeof u);
-		msg.msg_control = u.buf;
-		msg.msg_controllen = sizeof u.buf;
-		struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-		c->cmsg_level = SOL_SOCKET;
-		c->cmsg_type = SCM_RIGHTS;
-		c->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(c), &fd, sizeof fd);
-	}
-	while (sendmsg(ctl, &msg, MSG_NOSIGNAL) < 0) {
-		if (errno != EINTR) _exit(0);
-	}
+	if (send_with_fd(ctl, &err, sizeof err, fd) < 0) _exit(0);
 }
 
 // parse_fds reads "A,B,C" into three descriptors (-1 allowed); 0 on success.
