@@ -2,6 +2,7 @@ package e2eutil
 
 import (
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 )
@@ -27,6 +28,15 @@ func RunTests(m *testing.M) int {
 	process.mu.Lock()
 	process.main = true
 	process.mu.Unlock()
+	// The ephem commands of the tests audit to a log of their own, not to
+	// the host's /var/log/ephem/audit.jsonl (tests that check the log
+	// name theirs with --audit-log).
+	if os.Getenv("EPHEM_AUDIT_LOG") == "" {
+		if dir, err := os.MkdirTemp("", "ephem-e2e-audit-"); err == nil {
+			_ = os.Setenv("EPHEM_AUDIT_LOG", filepath.Join(dir, "audit.jsonl"))
+			defer os.RemoveAll(dir)
+		}
+	}
 	code := m.Run()
 	runProcessCleanups()
 	return code
