@@ -8,8 +8,9 @@
 #
 # DIR then holds:
 #   linux-ARCH/ephem, linux-ARCH/kubectl-ephem   the binaries (the same file)
-#   ephem_VERSION_linux_ARCH.tar.gz              ephem, kubectl-ephem, README.md,
-#                                                LICENSE, man/*.1
+#   linux-ARCH/ephem-local                       the local engine only (no Kubernetes)
+#   ephem_VERSION_linux_ARCH.tar.gz              ephem, kubectl-ephem, ephem-local,
+#                                                README.md, LICENSE, man/*.1
 #   SHA256SUMS                                   sha256 of the tarballs and binaries
 #   ephem.yaml                                   the krew manifest (validated by krew)
 #   man/*.1                                      the man pages
@@ -104,15 +105,22 @@ build() {
 	mkdir -p "$OUT/linux-$arch"
 	# netgo and osusergo: no glibc NSS, which a static binary cannot load;
 	# static: no dlopen of libpcap (see pkg/pcap).
-	CGO_ENABLED=1 GOOS=linux GOARCH=$arch CC=$cc CGO_CFLAGS="-O2 -g0" GOFLAGS= \
-		go build -trimpath -buildvcs=false -tags 'static netgo osusergo' \
-		-ldflags "-buildid= -s -w -linkmode external -extldflags '-static -Wl,--build-id=none' -X $PKG.version=$VERSION -X $PKG.commit=$COMMIT -X $PKG.date=$DATE" \
-		-o "$OUT/linux-$arch/ephem" ./cmd/ephem
+	# ephem-local: the same without the Kubernetes backend (tag
+	# ephem_local), for hosts that debug local targets only.
+	local bin tags
+	for bin in ephem ephem-local; do
+		tags='static netgo osusergo'
+		[ "$bin" = ephem ] || tags="$tags ephem_local"
+		CGO_ENABLED=1 GOOS=linux GOARCH=$arch CC=$cc CGO_CFLAGS="-O2 -g0" GOFLAGS= \
+			go build -trimpath -buildvcs=false -tags "$tags" \
+			-ldflags "-buildid= -s -w -linkmode external -extldflags '-static -Wl,--build-id=none' -X $PKG.version=$VERSION -X $PKG.commit=$COMMIT -X $PKG.date=$DATE" \
+			-o "$OUT/linux-$arch/$bin" ./cmd/ephem
+		local kind
+		kind=$(file -b "$OUT/linux-$arch/$bin")
+		[[ $kind == *"statically linked"* ]] || die "linux-$arch/$bin is not statically linked: $kind"
+		echo "  linux-$arch/$bin: $(du -h "$OUT/linux-$arch/$bin" | cut -f1), $kind"
+	done
 	cp "$OUT/linux-$arch/ephem" "$OUT/linux-$arch/kubectl-ephem"
-	local kind
-	kind=$(file -b "$OUT/linux-$arch/ephem")
-	[[ $kind == *"statically linked"* ]] || die "linux-$arch/ephem is not statically linked: $kind"
-	echo "  linux-$arch/ephem: $kind"
 }
 
 # tarball ARCH packs OUT/linux-ARCH with README, LICENSE and the man pages.
@@ -120,7 +128,7 @@ tarball() {
 	local arch=$1 stage name
 	stage=$(mktemp -d)
 	name=ephem_${VERSION}_linux_$arch.tar.gz
-	install -m 755 "$OUT/linux-$arch/ephem" "$OUT/linux-$arch/kubectl-ephem" "$stage/"
+	install -m 755 "$OUT/linux-$arch/ephem" "$OUT/linux-$arch/kubectl-ephem" "$OUT/linux-$arch/ephem-local" "$stage/"
 	install -m 644 README.md "$stage/"
 	[ ! -f LICENSE ] || install -m 644 LICENSE "$stage/"
 	install -d -m 755 "$stage/man"
@@ -156,7 +164,7 @@ for arch in $ARCHES; do
 	build "$arch"
 	tarball "$arch"
 done
-(cd "$OUT" && sha256sum -- *.tar.gz linux-*/ephem linux-*/kubectl-ephem >SHA256SUMS)
+(cd "$OUT" && sha256sum -- *.tar.gz linux-*/ephem linux-*/kubectl-ephem linux-*/ephem-local >SHA256SUMS)
 manifest
 
 case " $ARCHES " in
@@ -165,6 +173,13 @@ case " $ARCHES " in
 		got=$("$OUT/linux-amd64/ephem" version -o json) || die "linux-amd64/ephem version failed"
 		grep -q "\"version\": \"$VERSION\"" <<<"$got" || die "linux-amd64/ephem version says $got, want $VERSION"
 		"$OUT/linux-amd64/ephem" version | sed 's/^/  /'
+		# ephem-local knows the local forms only, and says which.
+		got=$("$OUT/linux-amd64/ephem-local" version -o json) || die "linux-amd64/ephem-local version failed"
+		grep -q "\"version\": \"$VERSION\"" <<<"$got" || die "linux-amd64/ephem-local version says $got, want $VERSION"
+		rc=0
+		got=$("$OUT/linux-amd64/ephem-local" debug pod/web -- true 2>&1) || rc=$?
+		[ "$rc" -eq 64 ] && [[ $got == *"unknown scheme"*"pid:"* ]] ||
+			die "linux-amd64/ephem-local debug pod/web: exit $rc, $got (want 64 naming the local forms)"
 	fi
 	;;
 esac

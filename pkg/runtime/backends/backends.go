@@ -3,14 +3,9 @@
 // default), then Kubernetes. Import it for its side effect, as
 // database/sql drivers are: a new backend is one package plus one line
 // here.
+//
+// Built with the tag ephem_local (the release's ephem-local), it registers
+// the local engine only: a binary without client-go starts in about half
+// the time and with about half the memory (docs/benchmarks.md), for hosts
+// that debug local processes and containers only.
 package backends
-
-import (
-	"github.com/ephem-dev/ephem/pkg/runtime"
-	"github.com/ephem-dev/ephem/pkg/runtime/kube"
-	"github.com/ephem-dev/ephem/pkg/runtime/local"
-)
-
-func init() {
-	runtime.Register(local.Registration(), kube.Registration())
-}
