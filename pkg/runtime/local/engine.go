@@ -2,6 +2,7 @@ package local
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -233,7 +234,10 @@ func (e *Engine) start(_ context.Context, t *openTarget, images *image.Store, im
 	if len(cfg.Target) > 0 {
 		fd, err := readOnlyLayers(cfg.Target)
 		if err != nil {
-			return nil, err
+			if errors.Is(err, runtime.ErrUnsupported) || errors.Is(err, runtime.ErrOS) {
+				return nil, err
+			}
+			return nil, fmt.Errorf("%w: mounting the target's filesystem: %w", runtime.ErrOS, err)
 		}
 		targetFD = fd
 		defer func() { _ = unix.Close(fd) }()
