@@ -19,8 +19,7 @@ const (
 	criBenchNS    = "ephem-bench"
 	criBenchPod   = "target"
 	criBenchCtr   = "sleeper"
-	criBudget     = 2 * time.Millisecond // what cri:// resolution may add to pid:
-	criStartLimit = 15 * time.Minute     // hack/crio.sh start: a cold build of CRI-O
+	criStartLimit = 15 * time.Minute // hack/crio.sh start: a cold build of CRI-O
 )
 
 // setUpCRI starts CRI-O (hack/crio.sh, built once into /var/cache/ephem/crio)
@@ -112,28 +111,4 @@ func criPod(dir, cgroupParent, image string, run func(args ...string) (string, e
 	}
 	_, err = run("start", id)
 	return id, err
-}
-
-// criTargets are the goals of the cri:// cases: resolving adds at most
-// criBudget to pid: (medians), through the API and without it.
-func criTargets(st map[string]stats) []target {
-	e, ok := st[caseEphem]
-	if !ok || e.median == 0 {
-		return nil
-	}
-	var ts []target
-	for _, name := range []string{caseCRIPod, caseCRINoAPI} {
-		c, ok := st[name]
-		if !ok {
-			continue
-		}
-		diff := c.median - e.median
-		ts = append(ts, target{
-			what:   fmt.Sprintf("%s / pid: (%+.1f ms)", name, float64(diff.Microseconds())/1000),
-			ratio:  float64(c.median) / float64(e.median),
-			goal:   "≤ pid: + 2 ms",
-			passed: diff <= criBudget,
-		})
-	}
-	return ts
 }

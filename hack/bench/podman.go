@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"time"
 
 	"github.com/ephem-dev/ephem/internal/e2eutil"
 )
@@ -13,8 +12,6 @@ import (
 const (
 	casePodman      = "ephem-podman"
 	podmanBenchName = "ephem-bench-target"
-	// podmanBudget is how much podman:// resolution may add to pid:.
-	podmanBudget = 2 * time.Millisecond
 )
 
 // setUpPodman starts a rootful podman container (busybox sleeping, no
@@ -42,21 +39,4 @@ func (env *benchEnv) setUpPodman(ctx context.Context, undo *[]func(), stderr io.
 		what: "ephem debug -q podman://NAME --image busybox -- true", env: []string{"EPHEM_CACHE_DIR=" + env.ephemCache},
 		argv: []string{env.ephem, "debug", "-q", "podman://" + podmanBenchName, "--image", env.small, "--", "true"}})
 	return nil
-}
-
-// podmanTargets is the goal of the podman case: resolving podman://NAME
-// adds at most podmanBudget to pid: (medians).
-func podmanTargets(st map[string]stats) []target {
-	p, okp := st[casePodman]
-	e, oke := st[caseEphem]
-	if !okp || !oke || e.median == 0 {
-		return nil
-	}
-	diff := p.median - e.median
-	return []target{{
-		what:   fmt.Sprintf("ephem podman:// / pid: (%+.1f ms)", float64(diff.Microseconds())/1000),
-		ratio:  float64(p.median) / float64(e.median),
-		goal:   "≤ pid: + 2 ms",
-		passed: diff <= podmanBudget,
-	}}
 }

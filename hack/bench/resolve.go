@@ -191,7 +191,7 @@ func writeResolveReport(w io.Writer, runs int, cases []resolveCase, samples map[
 		if name != caseEphem && havePID {
 			d := s.median - pid.median
 			diff, goal, result = fmt.Sprintf("%+.3f ms", float64(d.Nanoseconds())/1e6), "≤ pid: + 2 ms", "PASS"
-			if d > runtimeBudget {
+			if d > resolutionBudget {
 				result = "FAIL"
 			}
 		}

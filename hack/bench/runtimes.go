@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/ephem-dev/ephem/internal/e2eutil"
 	"github.com/ephem-dev/ephem/internal/testimages"
@@ -23,9 +22,6 @@ const (
 	caseContainerdAPI   = "ephem-containerd"
 	caseContainerdNoAPI = "ephem-containerd-noapi"
 	containerdBenchNS   = "ephem-bench"
-	// runtimeBudget is how much resolving a runtime's reference may add
-	// to pid: (the issue "every local runtime").
-	runtimeBudget = 2 * time.Millisecond
 )
 
 // setUpRuntimes adds the docker:// cases (when docker is measured) and the
@@ -110,31 +106,6 @@ func (env *benchEnv) setUpContainerd(ctx context.Context, absentDir string, undo
 			env:  []string{ephemEnv, "CONTAINERD_ADDRESS=" + filepath.Join(absentDir, "absent-containerd.sock")},
 			argv: []string{env.ephem, "debug", "-q", ref, "--image", env.small, "--", "true"}})
 	return nil
-}
-
-// runtimeTargets are the goals of the docker:// and containerd:// cases:
-// resolving adds at most runtimeBudget to pid: (medians), through the API
-// and without it.
-func runtimeTargets(st map[string]stats) []target {
-	e, ok := st[caseEphem]
-	if !ok || e.median == 0 {
-		return nil
-	}
-	var ts []target
-	for _, name := range []string{caseDockerAPI, caseDockerNoAPI, caseContainerdAPI, caseContainerdNoAPI} {
-		c, ok := st[name]
-		if !ok {
-			continue
-		}
-		diff := c.median - e.median
-		ts = append(ts, target{
-			what:   fmt.Sprintf("%s / pid: (%+.1f ms)", name, float64(diff.Microseconds())/1000),
-			ratio:  float64(c.median) / float64(e.median),
-			goal:   "≤ pid: + 2 ms",
-			passed: diff <= runtimeBudget,
-		})
-	}
-	return ts
 }
 
 // benchTB lets bench reuse e2eutil's test helpers (StartContainerd and

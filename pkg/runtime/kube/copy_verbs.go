@@ -28,18 +28,7 @@ var errStreamEnded = errors.New("the stream ended")
 
 // CopyFrom implements runtime.Copier.
 func (b *Backend) CopyFrom(ctx context.Context, ref target.Ref, p string, o runtime.CopyOptions, w io.Writer) error {
-	p, err := cleanTargetPath(p)
-	if err != nil {
-		return err
-	}
-	if p == "/" {
-		return usage("copying the whole root: copy its directories one by one")
-	}
-	k, err := b.callFor(ref)
-	if err != nil {
-		return err
-	}
-	h, err := k.helperFor(ctx, ref, "cp", "")
+	k, h, p, err := b.copyHelper(ctx, ref, p, true)
 	if err != nil {
 		return err
 	}
@@ -82,15 +71,7 @@ func (b *Backend) CopyFrom(ctx context.Context, ref target.Ref, p string, o runt
 // that must exist.
 func (b *Backend) CopyTo(ctx context.Context, ref target.Ref, p string, o runtime.CopyOptions, r io.Reader) error {
 	dirOnly := strings.HasSuffix(p, "/")
-	p, err := cleanTargetPath(p)
-	if err != nil {
-		return err
-	}
-	k, err := b.callFor(ref)
-	if err != nil {
-		return err
-	}
-	h, err := k.helperFor(ctx, ref, "cp", "")
+	k, h, p, err := b.copyHelper(ctx, ref, p, false)
 	if err != nil {
 		return err
 	}
@@ -315,4 +296,26 @@ func (t *tailBuffer) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return string(t.b)
+}
+
+// copyHelper cleans the target path p (refusing the root itself when
+// refuseRoot: nothing is added to the pod then) and returns the call and
+// the helper debug container cp runs its scripts in.
+func (b *Backend) copyHelper(ctx context.Context, ref target.Ref, p string, refuseRoot bool) (*call, *helper, string, error) {
+	p, err := cleanTargetPath(p)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	if refuseRoot && p == "/" {
+		return nil, nil, "", usage("copying the whole root: copy its directories one by one")
+	}
+	k, err := b.callFor(ref)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	h, err := k.helperFor(ctx, ref, "cp", "")
+	if err != nil {
+		return nil, nil, "", err
+	}
+	return k, h, p, nil
 }

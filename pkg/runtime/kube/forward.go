@@ -2,15 +2,11 @@ package kube
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/netip"
-	"os"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/ephem-dev/ephem/pkg/runtime"
@@ -57,39 +53,25 @@ func (b *Backend) Forward(ctx context.Context, ref target.Ref, ports []runtime.P
 	if err := checkRunning(p); err != nil {
 		return err
 	}
-	f := &podForwarder{call: k, ref: ref, pod: p, log: &syncWriter{w: log}}
+	f := &podForwarder{call: k, ref: ref, pod: p, log: &runtime.LineLog{W: log}}
 	return f.run(ctx, ports)
 }
 
 // forwardPorts fills the defaults of ports and checks them: TCP only, IP
 // addresses (a name would be resolved here, not in the pod).
 func forwardPorts(ref target.Ref, ports []runtime.PortPair) ([]runtime.PortPair, error) {
-	if len(ports) == 0 {
-		return nil, fmt.Errorf("%w: port-forward needs at least one port", runtime.ErrUsage)
-	}
-	out := make([]runtime.PortPair, len(ports))
+	in := make([]runtime.PortPair, len(ports))
 	for i, p := range ports {
-		if p.Protocol == "" {
-			p.Protocol = "tcp"
-		}
-		if p.LocalAddr == "" {
-			p.LocalAddr = "127.0.0.1"
-		}
-		if p.RemoteHost == "" || p.RemoteHost == "localhost" {
-			p.RemoteHost = "127.0.0.1"
-		}
 		if p.Protocol == "udp" {
 			return nil, fmt.Errorf("%w: port %d/udp: Kubernetes targets (%s) forward TCP only: the pods/portforward API carries no UDP",
 				runtime.ErrUnsupported, p.Remote, ref)
 		}
-		_, lerr := netip.ParseAddr(p.LocalAddr)
-		_, rerr := netip.ParseAddr(p.RemoteHost)
-		if p.Protocol != "tcp" || lerr != nil || rerr != nil || p.Remote == 0 {
-			return nil, fmt.Errorf("%w: forwarding %+v: want tcp, IP addresses and a remote port", runtime.ErrUsage, p)
+		if p.RemoteHost == "localhost" { // the pod's own, as kubectl port-forward says it
+			p.RemoteHost = "127.0.0.1"
 		}
-		out[i] = p
+		in[i] = p
 	}
-	return out, nil
+	return runtime.NormalizePorts(in, "tcp")
 }
 
 // viaAPI says whether the API's pods/portforward reaches p's remote host:
@@ -101,7 +83,7 @@ type podForwarder struct {
 	*call
 	ref       target.Ref
 	pod       *corev1.Pod
-	log       *syncWriter
+	log       *runtime.LineLog
 	api       *apiTunnel  // pods/portforward, when a pair needs it
 	relay     *debugRelay // a debug container's relay, when a pair needs it
 	relays    sync.WaitGroup
@@ -153,7 +135,7 @@ func (f *podForwarder) run(ctx context.Context, ports []runtime.PortPair) error 
 	select {
 	case <-done:
 	case <-time.After(forwardShutdownWait):
-		f.log.printf("warning: some connections did not close within %s\n", forwardShutdownWait)
+		f.log.Printf("warning: some connections did not close within %s\n", forwardShutdownWait)
 	}
 	return err
 }
@@ -167,7 +149,7 @@ func (f *podForwarder) listen(ports []runtime.PortPair) ([]func(context.Context)
 		local := net.JoinHostPort(p.LocalAddr, strconv.Itoa(int(p.Local)))
 		ln, err := net.Listen("tcp", local)
 		if err != nil {
-			return nil, forwardListenError(local, err)
+			return nil, runtime.ListenError(local, err)
 		}
 		f.listeners = append(f.listeners, ln)
 		var d dialer = f.api
@@ -179,28 +161,13 @@ func (f *podForwarder) listen(ports []runtime.PortPair) ([]func(context.Context)
 		lines += fmt.Sprintf("forwarding %s -> %s in pod %s (%s)\n", ln.Addr(),
 			net.JoinHostPort(p.RemoteHost, strconv.Itoa(int(p.Remote))), f.pod.Name, how)
 	}
-	f.log.printf("%s", lines)
+	f.log.Printf("%s", lines)
 	return serves, nil
 }
 
 // serve relays every connection ln accepts until ln closes.
 func (f *podForwarder) serve(ctx context.Context, ln net.Listener, p runtime.PortPair, d dialer) {
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			f.log.printf("ephem: accepting on %s: %v\n", ln.Addr(), err) // out of descriptors, say
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(100 * time.Millisecond):
-			}
-			continue
-		}
-		f.relays.Go(func() { f.relayConn(ctx, c, p, d) })
-	}
+	runtime.ServeListener(ctx, ln, f.log, func(c net.Conn) { f.relays.Go(func() { f.relayConn(ctx, c, p, d) }) })
 }
 
 // relayConn copies between c and a new connection to p's remote port
@@ -211,7 +178,7 @@ func (f *podForwarder) relayConn(ctx context.Context, c net.Conn, p runtime.Port
 	r, err := d.dial(ctx, c, p)
 	if err != nil {
 		if ctx.Err() == nil {
-			f.log.printf("ephem: connection from %s to %s: connecting to %s in pod %s: %v\n", c.RemoteAddr(), c.LocalAddr(), remote, f.pod.Name, err)
+			f.log.Printf("ephem: connection from %s to %s: connecting to %s in pod %s: %v\n", c.RemoteAddr(), c.LocalAddr(), remote, f.pod.Name, err)
 		}
 		return
 	}
@@ -231,7 +198,7 @@ func (f *podForwarder) relayConn(ctx context.Context, c net.Conn, p runtime.Port
 	}
 	<-done
 	if err := r.Close(); err != nil && ctx.Err() == nil {
-		f.log.printf("ephem: connection from %s to %s: %s in pod %s: %v\n", c.RemoteAddr(), c.LocalAddr(), remote, f.pod.Name, err)
+		f.log.Printf("ephem: connection from %s to %s: %s in pod %s: %v\n", c.RemoteAddr(), c.LocalAddr(), remote, f.pod.Name, err)
 	}
 }
 
@@ -281,33 +248,8 @@ func podState(p *corev1.Pod) string {
 	return string(p.Status.Phase)
 }
 
-// forwardListenError says why a local address could not be listened on:
-// in use or not an address of this host (71), or not allowed (77).
-func forwardListenError(addr string, err error) error {
-	var se *os.SyscallError
-	if errors.As(err, &se) {
-		err = se
-	}
-	if errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM) {
-		return fmt.Errorf("%w: listening on %s: %w", runtime.ErrPermission, addr, err)
-	}
-	return fmt.Errorf("%w: listening on %s: %w", runtime.ErrOS, addr, err)
-}
-
 func (f *podForwarder) closeListeners() {
 	for _, l := range f.listeners {
 		_ = l.Close()
 	}
-}
-
-// syncWriter serializes the lines relays write.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *syncWriter) printf(format string, args ...any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	fmt.Fprintf(l.w, format, args...)
 }

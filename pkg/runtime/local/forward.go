@@ -2,16 +2,13 @@ package local
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
-	"net/netip"
 	"os"
 	goruntime "runtime"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/ephem-dev/ephem/pkg/runtime"
@@ -57,35 +54,14 @@ func (e *Engine) Forward(ctx context.Context, ref target.Ref, ports []runtime.Po
 		return err
 	}
 	defer ns.close()
-	f := &forwarder{ns: ns, ref: ref, log: &lockedWriter{w: log}}
+	f := &forwarder{ns: ns, ref: ref, log: &runtime.LineLog{W: log}}
 	return f.run(ctx, ports)
 }
 
 // normalize fills the defaults of ports and checks that their addresses
 // are IP addresses: a name would be resolved on the host, not in the target.
 func normalize(ports []runtime.PortPair) ([]runtime.PortPair, error) {
-	if len(ports) == 0 {
-		return nil, fmt.Errorf("%w: port-forward needs at least one port", runtime.ErrUsage)
-	}
-	out := make([]runtime.PortPair, len(ports))
-	for i, p := range ports {
-		if p.Protocol == "" {
-			p.Protocol = "tcp"
-		}
-		if p.LocalAddr == "" {
-			p.LocalAddr = "127.0.0.1"
-		}
-		if p.RemoteHost == "" {
-			p.RemoteHost = "127.0.0.1"
-		}
-		_, lerr := netip.ParseAddr(p.LocalAddr)
-		_, rerr := netip.ParseAddr(p.RemoteHost)
-		if (p.Protocol != "tcp" && p.Protocol != "udp") || lerr != nil || rerr != nil || p.Remote == 0 {
-			return nil, fmt.Errorf("%w: forwarding %+v: want tcp or udp, IP addresses and a remote port", runtime.ErrUsage, p)
-		}
-		out[i] = p
-	}
-	return out, nil
+	return runtime.NormalizePorts(ports, "tcp", "udp")
 }
 
 // netNS is a target's network namespace, joined by dialing threads, and a
@@ -232,7 +208,7 @@ func pidAlive(pidfd int) bool {
 type forwarder struct {
 	ns        *netNS
 	ref       target.Ref
-	log       *lockedWriter
+	log       *runtime.LineLog
 	relays    sync.WaitGroup
 	listeners []io.Closer
 }
@@ -262,7 +238,7 @@ func (f *forwarder) run(ctx context.Context, ports []runtime.PortPair) error {
 	select {
 	case <-done:
 	case <-time.After(shutdownWait):
-		f.log.printf("warning: some connections did not close within %s\n", shutdownWait)
+		f.log.Printf("warning: some connections did not close within %s\n", shutdownWait)
 	}
 	return err
 }
@@ -280,7 +256,7 @@ func (f *forwarder) listen(ctx context.Context, ports []runtime.PortPair) ([]fun
 		if p.Protocol == "udp" {
 			pc, err := lc.ListenPacket(ctx, "udp", local)
 			if err != nil {
-				return nil, listenError(local+"/udp", err)
+				return nil, runtime.ListenError(local+"/udp", err)
 			}
 			f.listeners = append(f.listeners, pc)
 			addr = pc.LocalAddr()
@@ -289,7 +265,7 @@ func (f *forwarder) listen(ctx context.Context, ports []runtime.PortPair) ([]fun
 		} else {
 			ln, err := lc.Listen(ctx, "tcp", local)
 			if err != nil {
-				return nil, listenError(local, err)
+				return nil, runtime.ListenError(local, err)
 			}
 			f.listeners = append(f.listeners, ln)
 			addr = ln.Addr()
@@ -298,37 +274,12 @@ func (f *forwarder) listen(ctx context.Context, ports []runtime.PortPair) ([]fun
 		suffix := map[string]string{"tcp": "", "udp": "/udp"}[p.Protocol]
 		lines += fmt.Sprintf("forwarding %s%s -> %s%s in %s's network namespace\n", addr, suffix, remote, suffix, f.ref)
 	}
-	f.log.printf("%s", lines)
+	f.log.Printf("%s", lines)
 	return serves, nil
-}
-
-// listenError says why a local address could not be listened on: in use
-// or not an address of this host (71), or not allowed (77).
-func listenError(addr string, err error) error {
-	var se *os.SyscallError
-	if errors.As(err, &se) {
-		err = se
-	}
-	if errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM) {
-		return fmt.Errorf("%w: listening on %s: %w", runtime.ErrPermission, addr, err)
-	}
-	return fmt.Errorf("%w: listening on %s: %w", runtime.ErrOS, addr, err)
 }
 
 func (f *forwarder) closeListeners() {
 	for _, l := range f.listeners {
 		_ = l.Close()
 	}
-}
-
-// lockedWriter serializes the lines relays write.
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) printf(format string, args ...any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	fmt.Fprintf(l.w, format, args...)
 }

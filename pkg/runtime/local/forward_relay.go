@@ -9,26 +9,13 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/ephem-dev/ephem/pkg/runtime"
 )
 
 // serveTCP relays every connection ln accepts to remote until ln closes.
 func (f *forwarder) serveTCP(ctx context.Context, ln net.Listener, remote string) {
-	for {
-		c, err := ln.Accept()
-		if err != nil {
-			if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
-				return
-			}
-			f.log.printf("ephem: accepting on %s: %v\n", ln.Addr(), err) // out of descriptors, say
-			select {
-			case <-ctx.Done():
-				return
-			case <-time.After(100 * time.Millisecond):
-			}
-			continue
-		}
-		f.relays.Go(func() { f.relayTCP(ctx, c, remote) })
-	}
+	runtime.ServeListener(ctx, ln, f.log, func(c net.Conn) { f.relays.Go(func() { f.relayTCP(ctx, c, remote) }) })
 }
 
 // relayTCP connects c to remote in the target and copies both ways until
@@ -38,7 +25,7 @@ func (f *forwarder) relayTCP(ctx context.Context, c net.Conn, remote string) {
 	r, err := f.ns.dial(ctx, "tcp", remote)
 	if err != nil {
 		if ctx.Err() == nil {
-			f.log.printf("ephem: connection from %s to %s: connecting to %s in %s's network namespace: %v\n",
+			f.log.Printf("ephem: connection from %s to %s: connecting to %s in %s's network namespace: %v\n",
 				c.RemoteAddr(), c.LocalAddr(), remote, f.ref, unwrapOp(err))
 		}
 		return
@@ -136,14 +123,14 @@ func (u *udpForward) flow(ctx context.Context, from net.Addr) *udpFlow {
 	u.mu.Unlock()
 	if fl != nil || full {
 		if logFull {
-			u.f.log.printf("ephem: %s/udp relays %d clients already: dropping datagrams of new ones\n", u.pc.LocalAddr(), maxUDPFlows)
+			u.f.log.Printf("ephem: %s/udp relays %d clients already: dropping datagrams of new ones\n", u.pc.LocalAddr(), maxUDPFlows)
 		}
 		return fl
 	}
 	c, err := u.f.ns.dial(ctx, "udp", u.remote)
 	if err != nil {
 		if ctx.Err() == nil {
-			u.f.log.printf("ephem: datagram from %s to %s/udp: connecting to %s/udp in %s's network namespace: %v\n",
+			u.f.log.Printf("ephem: datagram from %s to %s/udp: connecting to %s/udp in %s's network namespace: %v\n",
 				from, u.pc.LocalAddr(), u.remote, u.f.ref, unwrapOp(err))
 		}
 		return nil
@@ -203,6 +190,6 @@ func (u *udpForward) refused(fl *udpFlow, from net.Addr, err error) {
 	if errors.Is(err, net.ErrClosed) || fl.refused.Swap(true) {
 		return
 	}
-	u.f.log.printf("ephem: datagram from %s to %s/udp: sending to %s/udp in %s's network namespace: %v\n",
+	u.f.log.Printf("ephem: datagram from %s to %s/udp: sending to %s/udp in %s's network namespace: %v\n",
 		from, u.pc.LocalAddr(), u.remote, u.f.ref, unwrapOp(err))
 }

@@ -155,7 +155,7 @@ func TestForwardNetNS(t *testing.T) {
 	}
 	defer ns.close()
 	log := &syncBuffer{}
-	f := &forwarder{ns: ns, ref: target.Ref{Raw: "pid:" + strconv.Itoa(proc.PID)}, log: &lockedWriter{w: log}}
+	f := &forwarder{ns: ns, ref: target.Ref{Raw: "pid:" + strconv.Itoa(proc.PID)}, log: &runtime.LineLog{W: log}}
 	ports, _ := normalize([]runtime.PortPair{
 		{Remote: uint16(ln.Addr().(*net.TCPAddr).Port)},
 		{Protocol: "udp", Remote: uint16(pc.LocalAddr().(*net.UDPAddr).Port)},

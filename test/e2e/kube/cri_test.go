@@ -3,9 +3,7 @@
 package kube_test
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -135,22 +133,7 @@ func TestCRITargets(t *testing.T) {
 // node.
 func criEphem(t *testing.T, bin string, env []string, args ...string) ephemResult {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = append(append(os.Environ(), "KUBECONFIG=/nonexistent/kubeconfig"), env...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	start := time.Now()
-	err := cmd.Run()
-	r := ephemResult{Stdout: out.String(), Stderr: errb.String(), Took: time.Since(start)}
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		r.Code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("running ephem %v: %v", args, err)
-	}
-	return r
+	return runEphemBin(t, bin, append([]string{"KUBECONFIG=/nonexistent/kubeconfig"}, env...), "", args...)
 }
 
 // criPod runs pod NAME in ns: container web serves criReply on

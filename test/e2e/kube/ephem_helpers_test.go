@@ -38,14 +38,20 @@ func ephemEnv(t *testing.T, ns string, env []string, args ...string) ephemResult
 // ephemInput runs ephem with stdin from input (empty: no stdin).
 func ephemInput(t *testing.T, ns string, env []string, input string, args ...string) ephemResult {
 	t.Helper()
-	bin := e2eutil.BuildEphem(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
 	if ns != "" {
 		args = append([]string{"-n", ns}, args...)
 	}
+	return runEphemBin(t, e2eutil.BuildEphem(t), append([]string{"KUBECONFIG=" + cluster.Kubeconfig}, env...), input, args...)
+}
+
+// runEphemBin runs the ephem binary bin with env added to this process's
+// environment and stdin from input (empty: none), within 3 minutes.
+func runEphemBin(t *testing.T, bin string, env []string, input string, args ...string) ephemResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Env = append(append(os.Environ(), "KUBECONFIG="+cluster.Kubeconfig), env...)
+	cmd.Env = append(os.Environ(), env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if input != "" {

@@ -24,27 +24,7 @@ func TestEphemRestrictedNamespace(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	ns := cluster.Namespace(t, map[string]string{"pod-security.kubernetes.io/enforce": "restricted"})
-	uid, f, tr := int64(1000), false, true
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "locked", Namespace: ns},
-		Spec: corev1.PodSpec{
-			SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: &tr, RunAsUser: &uid, RunAsGroup: &uid,
-				SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
-			Containers: []corev1.Container{{
-				Name: "app", Image: cluster.Image("distroless"), Env: []corev1.EnvVar{{Name: "PORT", Value: "8080"}},
-				SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: &f,
-					Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}},
-			}},
-			TerminationGracePeriodSeconds: new(int64),
-			AutomountServiceAccountToken:  &f,
-		},
-	}
-	if _, err := cluster.Client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cluster.WaitPod(ctx, ns, "locked", "running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning }); err != nil {
-		t.Fatal(err)
-	}
+	startLockedPod(ctx, t, ns)
 	r := ephem(t, ns, "debug", "pod/locked", "--image", cluster.Image("busybox"), "--", "true")
 	if r.Code != 77 || !strings.Contains(r.Stderr, "use --profile restricted") || !strings.Contains(r.Stderr, "nothing was added") {
 		t.Errorf("general profile: exit %d %q, want 77 suggesting --profile restricted", r.Code, r.Stderr)
@@ -106,4 +86,34 @@ func TestEphemRBAC(t *testing.T) {
 	if names := ephemeralNames(t, ns, w.Pod.Name); len(names) != 0 {
 		t.Errorf("refused runs added %v", names)
 	}
+}
+
+// startLockedPod starts pod "locked" in ns as PodSecurity "restricted"
+// admits it: the distroless server as UID 1000, no privilege escalation,
+// no capabilities, the runtime's seccomp profile; and waits until it runs.
+// It returns that UID.
+func startLockedPod(ctx context.Context, t *testing.T, ns string) int64 {
+	t.Helper()
+	uid, f, tr := int64(1000), false, true
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "locked", Namespace: ns},
+		Spec: corev1.PodSpec{
+			SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: &tr, RunAsUser: &uid, RunAsGroup: &uid,
+				SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
+			Containers: []corev1.Container{{
+				Name: "app", Image: cluster.Image("distroless"), Env: []corev1.EnvVar{{Name: "PORT", Value: "8080"}},
+				SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: &f,
+					Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}},
+			}},
+			TerminationGracePeriodSeconds: new(int64),
+			AutomountServiceAccountToken:  &f,
+		},
+	}
+	if _, err := cluster.Client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cluster.WaitPod(ctx, ns, "locked", "running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning }); err != nil {
+		t.Fatal(err)
+	}
+	return uid
 }

@@ -220,27 +220,7 @@ func TestEphemCpRestricted(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	ns := cluster.Namespace(t, map[string]string{"pod-security.kubernetes.io/enforce": "restricted"})
-	uid, f, tr := int64(1000), false, true
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "locked", Namespace: ns},
-		Spec: corev1.PodSpec{
-			SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: &tr, RunAsUser: &uid, RunAsGroup: &uid,
-				SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
-			Containers: []corev1.Container{{
-				Name: "app", Image: cluster.Image("distroless"), Env: []corev1.EnvVar{{Name: "PORT", Value: "8080"}},
-				SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: &f,
-					Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}},
-			}},
-			TerminationGracePeriodSeconds: new(int64),
-			AutomountServiceAccountToken:  &f,
-		},
-	}
-	if _, err := cluster.Client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cluster.WaitPod(ctx, ns, "locked", "running", func(p *corev1.Pod) bool { return p.Status.Phase == corev1.PodRunning }); err != nil {
-		t.Fatal(err)
-	}
+	uid := startLockedPod(ctx, t, ns)
 	env := toolEnv("busybox")
 	r := ephemEnv(t, ns, env, "cp", "pod/locked:/etc/hostname", "-")
 	if r.Code != 0 || !strings.Contains(r.Stdout, "locked") {

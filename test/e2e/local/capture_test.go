@@ -312,18 +312,7 @@ func TestCaptureDocker(t *testing.T) {
 // TestCaptureNotRoot: as another user, capture says it needs root (77).
 func TestCaptureNotRoot(t *testing.T) {
 	f := setup(t)
-	dir := t.TempDir()
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "ephem")
-	b, err := os.ReadFile(f.bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(bin, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir, bin := binaryForNobody(t, f)
 	cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", bin,
 		"capture", "pid:1", "--cache-dir", dir, "-w", "-", "udp")
 	out, err := cmd.CombinedOutput()

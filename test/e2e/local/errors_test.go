@@ -269,18 +269,7 @@ func damageBlob(t *testing.T, _ *fixture, d v1.Hash, how string) {
 // TestNotRoot: the local engine says it needs root.
 func TestNotRoot(t *testing.T) {
 	f := setup(t)
-	dir := t.TempDir()
-	if err := os.Chmod(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "ephem")
-	b, err := os.ReadFile(f.bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(bin, b, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	dir, bin := binaryForNobody(t, f)
 	cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", bin,
 		"debug", "pid:1", "--cache-dir", dir, "--image", f.busybox, "--", "true")
 	out, err := cmd.CombinedOutput()
@@ -315,4 +304,23 @@ func TestNoOverlay(t *testing.T) {
 	if code != 69 || !strings.Contains(string(out), "overlay") {
 		t.Errorf("without overlayfs: exit %d %q, want 69 naming overlay", code, out)
 	}
+}
+
+// binaryForNobody copies ephem into a new directory any user may enter
+// (the test binary's own may not be), and returns both.
+func binaryForNobody(t *testing.T, f *fixture) (dir, bin string) {
+	t.Helper()
+	dir = t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bin = filepath.Join(dir, "ephem")
+	b, err := os.ReadFile(f.bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir, bin
 }
