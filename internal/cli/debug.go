@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path"
-	"regexp"
 	"strings"
 	"time"
 
@@ -141,7 +140,15 @@ func (o *DebugOptions) Complete(args []string, dash int) error {
 	return nil
 }
 
-var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+// envName reports whether s is a shell variable name.
+func envName(s string) bool {
+	for i, c := range s {
+		if c != '_' && (c < 'A' || c > 'Z') && (c < 'a' || c > 'z') && (i == 0 || c < '0' || c > '9') {
+			return false
+		}
+	}
+	return s != ""
+}
 
 // Validate checks the options without I/O and builds the container spec.
 func (o *DebugOptions) Validate() error {
@@ -207,7 +214,7 @@ func (o *DebugOptions) Validate() error {
 	}
 	for _, kv := range o.Env {
 		k, v, ok := strings.Cut(kv, "=")
-		if !ok || !envName.MatchString(k) {
+		if !ok || !envName(k) {
 			return usageError("--env %q: write NAME=VALUE", kv)
 		}
 		c.Env = append(c.Env, spec.EnvVar{Name: k, Value: v})

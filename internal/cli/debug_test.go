@@ -112,3 +112,12 @@ func TestParseDetachKeys(t *testing.T) {
 		t.Errorf("alt-x: %v, want a usage error", err)
 	}
 }
+
+func TestEnvName(t *testing.T) {
+	for s, want := range map[string]bool{"A": true, "_": true, "a_B9": true, "PATH": true,
+		"": false, "9A": false, "A-B": false, "A B": false, "Ä": false, "A=": false} {
+		if got := envName(s); got != want {
+			t.Errorf("envName(%q) = %v, want %v", s, got, want)
+		}
+	}
+}

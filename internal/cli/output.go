@@ -9,7 +9,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
-	"sigs.k8s.io/yaml"
+	"go.yaml.in/yaml/v3"
 )
 
 // Output formats of -o. Table is the default; wide adds columns; json and
@@ -71,14 +71,31 @@ func printObject(w io.Writer, format string, v any) error {
 		}
 		return nil
 	case formatYAML:
-		b, err := yaml.Marshal(v)
-		if err != nil {
+		if err := writeYAML(w, v); err != nil {
 			return fmt.Errorf("writing yaml: %w", err)
 		}
-		_, err = w.Write(b)
-		return err
+		return nil
 	}
 	return usageError("-o %q: use json or yaml", format)
+}
+
+// writeYAML writes v as YAML with v's json field names, keys sorted, as
+// kubectl -o yaml does: v goes through JSON, which YAML reads as it is.
+func writeYAML(w io.Writer, v any) error {
+	j, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	var doc any
+	if err := yaml.Unmarshal(j, &doc); err != nil {
+		return err
+	}
+	enc := yaml.NewEncoder(w)
+	enc.SetIndent(2)
+	if err := enc.Encode(doc); err != nil {
+		return err
+	}
+	return enc.Close()
 }
 
 // printTable writes rows under header (unless noHeaders) in aligned

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 
@@ -90,8 +89,12 @@ func (s *Store) Remove(ctx context.Context, refs ...string) error {
 	return errors.Join(errs...)
 }
 
-// digestLike matches what Remove accepts as a digest.
-var digestLike = regexp.MustCompile(`^(sha256:)?[0-9a-f]{12,64}$`)
+// digestLike reports whether s is what Remove accepts as a digest: 12 to
+// 64 lowercase hex digits, after an optional "sha256:".
+func digestLike(s string) bool {
+	s = strings.TrimPrefix(s, "sha256:")
+	return len(s) >= 12 && len(s) <= 64 && strings.Trim(s, "0123456789abcdef") == ""
+}
 
 func (s *Store) remove(r string) error {
 	var matches []string
@@ -102,7 +105,7 @@ func (s *Store) remove(r string) error {
 			return err
 		}
 	}
-	if len(matches) == 0 && digestLike.MatchString(r) {
+	if len(matches) == 0 && digestLike(r) {
 		refs, err := s.readRefs()
 		if err != nil {
 			return err

@@ -6,7 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"regexp"
+	"strings"
 )
 
 // Event is one asciicast v2 event.
@@ -16,7 +16,16 @@ type Event struct {
 	Data string
 }
 
-var resizeData = regexp.MustCompile(`^[1-9][0-9]*x[1-9][0-9]*$`)
+// resizeData reports whether s is a resize event's data: "COLSxROWS".
+func resizeData(s string) bool {
+	w, h, ok := strings.Cut(s, "x")
+	return ok && positiveDecimal(w) && positiveDecimal(h)
+}
+
+// positiveDecimal reports whether s is digits without a leading zero.
+func positiveDecimal(s string) bool {
+	return s != "" && s[0] != '0' && strings.Trim(s, "0123456789") == ""
+}
 
 // Parse reads an asciicast v2 file strictly: a header with version 2 and a
 // positive size, then events that are 3-element arrays [time, code, data]
@@ -75,7 +84,7 @@ func parseEvent(b []byte) (Event, error) {
 	switch ev.Code {
 	case Output, Input, "m":
 	case Resize:
-		if !resizeData.MatchString(ev.Data) {
+		if !resizeData(ev.Data) {
 			return ev, fmt.Errorf("resize event %q: want COLSxROWS", ev.Data)
 		}
 	default:

@@ -11,10 +11,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-
-	containers "github.com/containerd/containerd/api/services/containers/v1"
-	namespaces "github.com/containerd/containerd/api/services/namespaces/v1"
-	"google.golang.org/grpc/metadata"
 )
 
 // SchemeName is the scheme of a bare NAME: a container looked up by name
@@ -252,26 +248,24 @@ func (c *DockerClient) findName(ctx context.Context, name string) ([]candidate, 
 func (c *ContainerdClient) findName(ctx context.Context, name string) ([]candidate, error) {
 	ctx, cancel := context.WithTimeout(ctx, containerdTimeout)
 	defer cancel()
-	conn, err := c.connect(ctx)
+	if err := c.connect(ctx); err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	nss, err := c.Namespaces(ctx)
 	if err != nil {
 		return nil, err
 	}
-	defer func() { _ = conn.Close() }()
-	resp, err := namespaces.NewNamespacesClient(conn).List(ctx, &namespaces.ListNamespacesRequest{})
-	if err != nil {
-		return nil, c.apiError(err)
-	}
-	cc := containers.NewContainersClient(conn)
 	var out []candidate
-	for _, ns := range resp.GetNamespaces() {
-		l := listContainers(metadata.AppendToOutgoingContext(ctx, "containerd-namespace", ns.GetName()), cc, name)
-		if l.err != nil {
-			return nil, c.apiError(l.err)
+	for _, ns := range nss {
+		l, err := c.listing(ctx, ns, name, nil)
+		if err != nil {
+			return nil, c.apiError(err)
 		}
 		for i, id := range l.ids {
 			exact := id == name || l.names[i] == name
 			if exact || idPrefix(id, name) {
-				out = append(out, candidate{ref: "containerd://" + ns.GetName() + "/" + id, id: id, exact: exact})
+				out = append(out, candidate{ref: "containerd://" + ns + "/" + id, id: id, exact: exact})
 			}
 		}
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"regexp"
@@ -13,15 +12,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	containers "github.com/containerd/containerd/api/services/containers/v1"
-	tasks "github.com/containerd/containerd/api/services/tasks/v1"
-	tasktypes "github.com/containerd/containerd/api/types/task"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
-	"google.golang.org/grpc/status"
 )
 
 // SchemeContainerd is the scheme of "containerd://[NAMESPACE/]ID|NAME".
@@ -83,6 +73,7 @@ func ResolveContainerd(ctx context.Context, r Ref) (Process, error) {
 		ns = DefaultContainerdNamespace
 	}
 	c := NewContainerdClient(os.Getenv("CONTAINERD_ADDRESS"))
+	defer c.Close()
 	id, pid, err := c.InitPID(ctx, ns, r.Name)
 	var nr *notRunningError
 	if errors.As(err, &nr) {
@@ -98,15 +89,16 @@ func ResolveContainerd(ctx context.Context, r Ref) (Process, error) {
 }
 
 // ContainerdClient is the subset of containerd's gRPC API ephem uses:
-// finding a container and its task's PID. It speaks gRPC on the daemon's
-// unix socket without containerd's client library.
+// finding a container, its task's PID, and a stopped container's
+// snapshot. It speaks gRPC on the daemon's unix socket, over one HTTP/2
+// connection (h2Client), without containerd's client library.
 type ContainerdClient struct {
 	address string
+	h2      *h2Client // nil until connect
 
 	mu       sync.Mutex
-	first    net.Conn   // dialed before gRPC starts, handed to its first dial
-	dialErr  error      // the last error dialing the socket
-	lastCode codes.Code // the code of the last failed call
+	dialErr  error   // the error dialing the socket
+	lastCode rpcCode // the code of the last failed call
 }
 
 // NewContainerdClient returns a client for the socket at address, a
@@ -124,23 +116,45 @@ func NewContainerdClient(address string) *ContainerdClient {
 func (c *ContainerdClient) Down() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return SocketDown(c.dialErr) || c.lastCode == codes.DeadlineExceeded
+	return SocketDown(c.dialErr) || c.lastCode == codeDeadlineExceeded
 }
 
-func (c *ContainerdClient) dial(ctx context.Context, _ string) (net.Conn, error) {
-	c.mu.Lock()
-	first := c.first
-	c.first = nil
-	c.mu.Unlock()
-	if first != nil {
-		return first, nil
+// connect dials containerd's socket unless it did. A socket that is
+// missing or refuses says so at once (ErrUnreachable).
+func (c *ContainerdClient) connect(ctx context.Context) error {
+	if c.h2 != nil {
+		return nil
 	}
 	var d net.Dialer
-	conn, err := d.DialContext(ctx, "unix", c.address)
-	c.mu.Lock()
-	c.dialErr = err
-	c.mu.Unlock()
-	return conn, err
+	first, err := d.DialContext(ctx, "unix", c.address)
+	if err != nil {
+		c.mu.Lock()
+		c.dialErr = err
+		c.mu.Unlock()
+		return fmt.Errorf("%w: connecting to containerd at %s: %w (is containerd running? set CONTAINERD_ADDRESS)", ErrUnreachable, c.address, err)
+	}
+	c.h2 = newH2Client(c.address, first, containerdMaxMsg)
+	return nil
+}
+
+// containerdMaxMsg bounds one answer of containerd's: a node's container
+// list, streamed whole, can outgrow gRPC's 4 MiB default.
+const containerdMaxMsg = 16 << 20
+
+// Close closes the connection, if any.
+func (c *ContainerdClient) Close() {
+	if c.h2 != nil {
+		c.h2.close()
+	}
+}
+
+// call makes calls at once (one round trip) and makes each one's error a
+// gRPC status (grpcError).
+func (c *ContainerdClient) call(ctx context.Context, calls ...*h2Call) {
+	c.h2.batch(ctx, calls...)
+	for _, call := range calls {
+		call.err = grpcError(ctx, call.err)
+	}
 }
 
 // InitPID finds the container nameOrID in namespace ns (by ID, by its
@@ -149,51 +163,35 @@ func (c *ContainerdClient) dial(ctx context.Context, _ string) (net.Conn, error)
 func (c *ContainerdClient) InitPID(ctx context.Context, ns, nameOrID string) (id string, pid int, err error) {
 	ctx, cancel := context.WithTimeout(ctx, containerdTimeout)
 	defer cancel()
-	if IsFullID(nameOrID) {
-		// The common case, a running container by its full ID: one call on
-		// a bare HTTP/2 connection. No answer, or no such task (a name may
-		// look like an ID), takes the general way below.
-		var resp tasks.GetResponse
-		err := h2Unary(ctx, c.address, ns, taskGetMethod, &tasks.GetRequest{ContainerID: nameOrID}, &resp)
-		if _, answered := status.FromError(err); answered && status.Code(err) != codes.NotFound {
-			pid, err := c.taskAnswer(ns, nameOrID, &resp, err)
-			return nameOrID, pid, err
-		}
-	}
-	conn, err := c.connect(ctx)
-	if err != nil {
+	if err := c.connect(ctx); err != nil {
 		return "", 0, err
 	}
-	defer func() { _ = conn.Close() }()
-	ctx = metadata.AppendToOutgoingContext(ctx, "containerd-namespace", ns)
-	tc := tasks.NewTasksClient(conn)
 	// A running container named by its ID takes one call. The containers a
-	// name or an ID prefix may mean are listed meanwhile (containerd filters
-	// the list, so it stays small), but for a full ID: a second stream on
-	// the connection costs containerd a filtered scan and the client a
-	// goroutine, which the common case never needs.
-	lctx, lcancel := context.WithCancel(ctx)
-	defer lcancel()
-	listed := make(chan listing, 1)
-	list := func() { listed <- listContainers(lctx, containers.NewContainersClient(conn), nameOrID) }
-	full := IsFullID(nameOrID)
-	if !full {
-		go list()
+	// name or an ID prefix may mean are listed in the same round trip
+	// (containerd filters the list, so it stays small), but for a full ID:
+	// listing costs containerd a filtered scan, which the common case
+	// never needs.
+	get := taskGetCall(ns, nameOrID)
+	calls := []*h2Call{get}
+	var list *h2Call
+	if !IsFullID(nameOrID) {
+		list = listCall(ns, nameOrID, true)
+		calls = append(calls, list)
 	}
-	if pid, err := c.taskPID(ctx, tc, ns, nameOrID); !errors.Is(err, errNoTask) {
+	c.call(ctx, calls...)
+	if pid, err := c.taskAnswer(ns, nameOrID, get); !errors.Is(err, errNoTask) {
 		return nameOrID, pid, err
 	}
-	if full {
-		list() // a nerdctl name may look like an ID
-	}
-	l := <-listed
-	if l.err != nil {
-		return "", 0, c.apiError(l.err)
+	l, err := c.listing(ctx, ns, nameOrID, list) // a nerdctl name may look like an ID
+	if err != nil {
+		return "", 0, c.apiError(err)
 	}
 	if id, err = l.pick(ns, nameOrID); err != nil {
 		return "", 0, err
 	}
-	pid, err = c.taskPID(ctx, tc, ns, id)
+	get = taskGetCall(ns, id)
+	c.call(ctx, get)
+	pid, err = c.taskAnswer(ns, id, get)
 	if errors.Is(err, errNoTask) {
 		return "", 0, &notRunningError{ns: ns, id: id, state: "created, with no task",
 			err: fmt.Errorf("%w: containerd container %s/%s is not running (it has no task): start it first", ErrNotFound, ns, id)}
@@ -201,55 +199,73 @@ func (c *ContainerdClient) InitPID(ctx context.Context, ns, nameOrID string) (id
 	return id, pid, err
 }
 
-// connect returns a gRPC connection to containerd. A socket that is
-// missing or refuses says so at once (ErrUnreachable), without gRPC's
-// retries.
-func (c *ContainerdClient) connect(ctx context.Context) (*grpc.ClientConn, error) {
-	first, err := c.dial(ctx, "")
-	if err != nil {
-		return nil, fmt.Errorf("%w: connecting to containerd at %s: %w (is containerd running? set CONTAINERD_ADDRESS)", ErrUnreachable, c.address, err)
+// Namespaces lists containerd's namespaces.
+func (c *ContainerdClient) Namespaces(ctx context.Context) ([]string, error) {
+	if err := c.connect(ctx); err != nil {
+		return nil, err
 	}
-	c.mu.Lock()
-	c.first = first
-	c.mu.Unlock()
-	conn, err := grpc.NewClient("passthrough:///containerd",
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(c.dial))
-	if err != nil {
-		_ = first.Close()
-		return nil, fmt.Errorf("connecting to containerd at %s: %w", c.address, err)
+	var nss ctrdNamespaces
+	call := &h2Call{method: namespaceListMethod, resp: &nss}
+	if c.call(ctx, call); call.err != nil {
+		return nil, c.apiError(call.err)
 	}
-	return conn, nil
+	return nss, nil
 }
 
-// errNoTask is taskPID's answer for a container with no task, or no
+// ContainerdContainer is a containerd container as listed: its ID, its
+// nerdctl name (or ""), and its image.
+type ContainerdContainer struct{ ID, Name, Image string }
+
+// Containers lists the containers of namespace ns.
+func (c *ContainerdClient) Containers(ctx context.Context, ns string) ([]ContainerdContainer, error) {
+	if err := c.connect(ctx); err != nil {
+		return nil, err
+	}
+	list := listCall(ns, "", false)
+	if c.call(ctx, list); list.err != nil {
+		return nil, c.apiError(list.err)
+	}
+	var out []ContainerdContainer
+	for _, ctr := range *list.resp.(*ctrdContainerList) {
+		out = append(out, ContainerdContainer{ID: ctr.id, Name: ctr.labels[NerdctlNameLabel], Image: ctr.image})
+	}
+	return out, nil
+}
+
+// errNoTask is taskAnswer's answer for a container with no task, or no
 // container of that ID at all.
 var errNoTask = errors.New("no task")
 
-// taskGetMethod is the gRPC method of tasks.TasksClient.Get.
-const taskGetMethod = "/containerd.services.tasks.v1.Tasks/Get"
+// containerd's methods ephem calls.
+const (
+	taskGetMethod        = "/containerd.services.tasks.v1.Tasks/Get"
+	containerGetMethod   = "/containerd.services.containers.v1.Containers/Get"
+	containerListMethod  = "/containerd.services.containers.v1.Containers/ListStream"
+	namespaceListMethod  = "/containerd.services.namespaces.v1.Namespaces/List"
+	snapshotMountsMethod = "/containerd.services.snapshots.v1.Snapshots/Mounts"
+)
 
-// taskPID returns the host PID of container id's running task.
-func (c *ContainerdClient) taskPID(ctx context.Context, tc tasks.TasksClient, ns, id string) (int, error) {
-	resp, err := tc.Get(ctx, &tasks.GetRequest{ContainerID: id})
-	return c.taskAnswer(ns, id, resp, err)
+// taskGetCall is Tasks.Get of container id's task.
+func taskGetCall(ns, id string) *h2Call {
+	return &h2Call{ns: ns, method: taskGetMethod, req: ctrdIDReq(id), resp: new(ctrdProcess)}
 }
 
-// taskAnswer is taskPID's reading of containerd's answer to Get.
-func (c *ContainerdClient) taskAnswer(ns, id string, resp *tasks.GetResponse, err error) (int, error) {
-	if status.Code(err) == codes.NotFound {
+// taskAnswer is the host PID of the running task of container id, from
+// containerd's answer to taskGetCall.
+func (c *ContainerdClient) taskAnswer(ns, id string, call *h2Call) (int, error) {
+	if rpcCodeOf(call.err) == codeNotFound {
 		return 0, errNoTask
 	}
-	if err != nil {
-		return 0, c.apiError(err)
+	if call.err != nil {
+		return 0, c.apiError(call.err)
 	}
-	p := resp.GetProcess()
-	if p.GetStatus() != tasktypes.Status_RUNNING || p.GetPid() == 0 {
-		state := strings.ToLower(p.GetStatus().String())
-		return 0, &notRunningError{ns: ns, id: id, state: taskState(state, p.GetExitStatus(), p.GetExitedAt().AsTime()),
+	p := call.resp.(*ctrdProcess)
+	if p.status != ctrdTaskRunning || p.pid == 0 {
+		state := ctrdStatusName(p.status)
+		return 0, &notRunningError{ns: ns, id: id, state: taskState(state, uint32(p.exitStatus), p.exitedAt),
 			err: fmt.Errorf("%w: containerd container %s/%s is %s, not running: start it first", ErrNotFound, ns, id, state)}
 	}
-	return int(p.GetPid()), nil
+	return int(p.pid), nil
 }
 
 // listing is the IDs and nerdctl names of the containers a reference may
@@ -292,55 +308,57 @@ func (l listing) pick(ns, nameOrID string) (string, error) {
 		ErrNotFound, nameOrID, ns, ns, nameOrID)
 }
 
-// listContainers lists the containers whose ID begins with nameOrID or
-// whose nerdctl/name label it is, one container per message so that a node
-// with many containers does not hit gRPC's message size limit. A
-// containerd that refuses the filters lists every container.
-func listContainers(ctx context.Context, cc containers.ContainersClient, nameOrID string) listing {
-	filters := []string{
-		"id~=" + strconv.Quote("^"+regexp.QuoteMeta(nameOrID)),
-		"labels." + strconv.Quote(NerdctlNameLabel) + "==" + strconv.Quote(nameOrID),
+// listCall lists the containers of namespace ns, one container per
+// message so that a node with many does not hit a message size limit:
+// with filters, those whose ID begins with nameOrID or whose
+// nerdctl/name label it is.
+func listCall(ns, nameOrID string, filter bool) *h2Call {
+	var filters []string
+	if filter {
+		filters = []string{
+			"id~=" + strconv.Quote("^"+regexp.QuoteMeta(nameOrID)),
+			"labels." + strconv.Quote(NerdctlNameLabel) + "==" + strconv.Quote(nameOrID),
+		}
 	}
-	l := streamContainers(ctx, cc, filters)
-	if status.Code(l.err) == codes.InvalidArgument {
-		l = streamContainers(ctx, cc, nil)
-	}
-	return l
+	return &h2Call{ns: ns, method: containerListMethod, req: ctrdListReq(filters), resp: new(ctrdContainerList), stream: true}
 }
 
-func streamContainers(ctx context.Context, cc containers.ContainersClient, filters []string) listing {
-	stream, err := cc.ListStream(ctx, &containers.ListContainersRequest{Filters: filters})
-	if err != nil {
-		return listing{err: err}
+// listing is the answer of list, or (when nil) of a new listCall, made
+// again without filters if containerd refuses them.
+func (c *ContainerdClient) listing(ctx context.Context, ns, nameOrID string, list *h2Call) (listing, error) {
+	if list == nil {
+		list = listCall(ns, nameOrID, true)
+		c.call(ctx, list)
+	}
+	if rpcCodeOf(list.err) == codeInvalidArgument {
+		list = listCall(ns, nameOrID, false)
+		c.call(ctx, list)
+	}
+	if list.err != nil {
+		return listing{}, list.err
 	}
 	var l listing
-	for {
-		m, err := stream.Recv()
-		if errors.Is(err, io.EOF) {
-			return l
-		}
-		if err != nil {
-			return listing{err: err}
-		}
-		l.ids = append(l.ids, m.GetContainer().GetID())
-		l.names = append(l.names, m.GetContainer().GetLabels()[NerdctlNameLabel])
+	for _, ctr := range *list.resp.(*ctrdContainerList) {
+		l.ids = append(l.ids, ctr.id)
+		l.names = append(l.names, ctr.labels[NerdctlNameLabel])
 	}
+	return l, nil
 }
 
 // apiError turns a gRPC error into one line: unreachable when the socket
 // did not answer, else what containerd said.
 func (c *ContainerdClient) apiError(err error) error {
-	st := status.Convert(err)
+	code, msg := rpcStatus(err)
 	c.mu.Lock()
 	dialErr := c.dialErr
-	c.lastCode = st.Code()
+	c.lastCode = code
 	c.mu.Unlock()
 	switch {
 	case dialErr != nil:
 		return fmt.Errorf("%w: connecting to containerd at %s: %w (is containerd running? set CONTAINERD_ADDRESS)", ErrUnreachable, c.address, dialErr)
-	case st.Code() == codes.Unavailable || st.Code() == codes.DeadlineExceeded:
-		return fmt.Errorf("%w: containerd at %s did not answer: %s (is containerd running? set CONTAINERD_ADDRESS)", ErrUnreachable, c.address, st.Message())
+	case code == codeUnavailable || code == codeDeadlineExceeded:
+		return fmt.Errorf("%w: containerd at %s did not answer: %s (is containerd running? set CONTAINERD_ADDRESS)", ErrUnreachable, c.address, msg)
 	default:
-		return fmt.Errorf("%w: containerd at %s answered %s: %s", ErrUnreachable, c.address, st.Code(), st.Message())
+		return fmt.Errorf("%w: containerd at %s answered %s: %s", ErrUnreachable, c.address, code, msg)
 	}
 }

@@ -8,8 +8,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // EnvCRIEndpoint names the CRI runtime's socket, as for crictl: a path or
@@ -150,14 +148,14 @@ func (c *CRIClient) containerByID(ctx context.Context, id string) (string, error
 	if IsFullID(id) {
 		return id, nil
 	}
-	resp, err := c.rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{}, c.callOpts()...)
+	ctrs, err := c.listContainers(ctx, false)
 	if err != nil {
 		return "", c.apiError(err)
 	}
 	var match []string
-	for _, ctr := range resp.GetContainers() {
-		if strings.HasPrefix(ctr.GetId(), id) {
-			match = append(match, ctr.GetId())
+	for _, ctr := range ctrs {
+		if strings.HasPrefix(ctr.id, id) {
+			match = append(match, ctr.id)
 		}
 	}
 	switch len(match) {
@@ -193,9 +191,9 @@ func (c *CRIClient) containerInPod(ctx context.Context, ns, pod, name string) (i
 	if err != nil {
 		return "", "", err
 	}
-	var labelled []*runtimeapi.Container
-	for _, ctr := range l.GetContainers() {
-		lb := ctr.GetLabels()
+	var labelled []criContainer
+	for _, ctr := range l {
+		lb := ctr.labels
 		if lb[criPodNamespaceLabel] == ns && lb[criPodNameLabel] == pod && (name == "" || lb[criContainerLabel] == name) {
 			labelled = append(labelled, ctr)
 		}
@@ -206,15 +204,15 @@ func (c *CRIClient) containerInPod(ctx context.Context, ns, pod, name string) (i
 	if sbErr != nil {
 		return "", "", sbErr
 	}
-	var running []*runtimeapi.Container
-	for _, ctr := range l.GetContainers() {
-		if ctr.GetPodSandboxId() == sb.GetId() && (name == "" || ctr.GetMetadata().GetName() == name) {
+	var running []criContainer
+	for _, ctr := range l {
+		if ctr.podSandboxID == sb.id && (name == "" || ctr.name == name) {
 			running = append(running, ctr)
 		}
 	}
 	if len(running) == 0 && name != "" {
 		return "", "", fmt.Errorf("%w: pod %s/%s has no running container %q on the CRI runtime at %s: list them with crictl ps -a --pod %s",
-			ErrNotFound, ns, pod, name, c.where(), shortID(sb.GetId()))
+			ErrNotFound, ns, pod, name, c.where(), shortID(sb.id))
 	}
 	if len(running) == 0 {
 		return "", "", fmt.Errorf("%w: pod %s/%s has no running container on the CRI runtime at %s", ErrNotFound, ns, pod, c.where())
@@ -225,11 +223,11 @@ func (c *CRIClient) containerInPod(ctx context.Context, ns, pod, name string) (i
 // pickContainer returns the newest of running (a restarted container's
 // attempts share a name) when a name was given or there is one; several
 // names are ErrInvalid, listing each.
-func pickContainer(running []*runtimeapi.Container, ns, pod, name string) (id, ctrName string, err error) {
-	sort.Slice(running, func(i, j int) bool { return running[i].GetCreatedAt() > running[j].GetCreatedAt() })
+func pickContainer(running []criContainer, ns, pod, name string) (id, ctrName string, err error) {
+	sort.Slice(running, func(i, j int) bool { return running[i].createdAt > running[j].createdAt })
 	names := map[string]bool{}
 	for _, ctr := range running {
-		names[ctr.GetMetadata().GetName()] = true
+		names[ctr.name] = true
 	}
 	if name == "" && len(names) > 1 {
 		refs := make([]string, 0, len(names))
@@ -240,55 +238,51 @@ func pickContainer(running []*runtimeapi.Container, ns, pod, name string) (id, c
 		return "", "", fmt.Errorf("%w: pod %s/%s runs %d containers: name one: %s",
 			ErrInvalid, ns, pod, len(refs), strings.Join(refs, ", "))
 	}
-	return running[0].GetId(), running[0].GetMetadata().GetName(), nil
+	return running[0].id, running[0].name, nil
 }
 
 // listPod lists at once (one round trip) the running containers, the
 // ready sandboxes and, unless it is known, the runtime's name (for
 // containerPID). It returns the containers, and the newest ready sandbox
 // whose metadata names pod in namespace ns or why there is none.
-func (c *CRIClient) listPod(ctx context.Context, ns, pod string) (*runtimeapi.ListContainersResponse, *runtimeapi.PodSandbox, error, error) {
-	ctrs := &h2Call{method: criListContainers, resp: &runtimeapi.ListContainersResponse{},
-		req: &runtimeapi.ListContainersRequest{Filter: &runtimeapi.ContainerFilter{
-			State: &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState_CONTAINER_RUNNING},
-		}}}
-	sbs := &h2Call{method: criListPodSandbox, resp: &runtimeapi.ListPodSandboxResponse{},
-		req: &runtimeapi.ListPodSandboxRequest{Filter: &runtimeapi.PodSandboxFilter{
-			State: &runtimeapi.PodSandboxStateValue{State: runtimeapi.PodSandboxState_SANDBOX_READY},
-		}}}
+func (c *CRIClient) listPod(ctx context.Context, ns, pod string) (criContainerList, *criSandbox, error, error) {
+	var ctrList criContainerList
+	var sbList criSandboxList
+	var version criVersion
+	ctrs := &h2Call{method: criListContainers, resp: &ctrList, req: criListContainersReq(true)}
+	sbs := &h2Call{method: criListPodSandbox, resp: &sbList, req: criListSandboxesReq(true)}
 	calls := []*h2Call{ctrs, sbs}
 	c.mu.Lock()
 	named := c.named
 	c.mu.Unlock()
-	version := &h2Call{method: criVersionMethod, req: &runtimeapi.VersionRequest{}, resp: &runtimeapi.VersionResponse{}}
+	versionCall := &h2Call{method: criVersionMethod, resp: &version}
 	if !named {
-		calls = append(calls, version)
+		calls = append(calls, versionCall)
 	}
 	c.h2.batch(ctx, calls...)
-	if !named && version.err == nil {
-		c.setName(version.resp.(*runtimeapi.VersionResponse).GetRuntimeName())
+	if !named && versionCall.err == nil {
+		c.setName(version.runtimeName)
 	}
 	if err := grpcError(ctx, ctrs.err); err != nil {
 		return nil, nil, nil, c.apiError(err)
 	}
-	var sb *runtimeapi.PodSandbox
+	var sb *criSandbox
 	var sbErr error
 	if err := grpcError(ctx, sbs.err); err != nil {
 		sbErr = c.apiError(err)
-	} else if sb, sbErr = c.readySandbox(sbs.resp.(*runtimeapi.ListPodSandboxResponse), ns, pod); sbErr != nil {
+	} else if sb, sbErr = c.readySandbox(sbList, ns, pod); sbErr != nil {
 		sb = nil
 	}
-	return ctrs.resp.(*runtimeapi.ListContainersResponse), sb, sbErr, nil
+	return ctrList, sb, sbErr, nil
 }
 
 // readySandbox returns the ready pod sandbox of resp whose metadata names
 // pod in namespace ns (the newest, should there be several).
-func (c *CRIClient) readySandbox(resp *runtimeapi.ListPodSandboxResponse, ns, pod string) (*runtimeapi.PodSandbox, error) {
-	var best *runtimeapi.PodSandbox
-	for _, sb := range resp.GetItems() {
-		md := sb.GetMetadata()
-		if md.GetNamespace() == ns && md.GetName() == pod && (best == nil || sb.GetCreatedAt() > best.GetCreatedAt()) {
-			best = sb
+func (c *CRIClient) readySandbox(sbs criSandboxList, ns, pod string) (*criSandbox, error) {
+	var best *criSandbox
+	for i, sb := range sbs {
+		if sb.namespace == ns && sb.name == pod && (best == nil || sb.createdAt > best.createdAt) {
+			best = &sbs[i]
 		}
 	}
 	if best == nil {
@@ -314,7 +308,7 @@ func (c *CRIClient) containerPID(ctx context.Context, id string) (int, error) {
 			return pid, nil
 		}
 	}
-	resp, err := c.rt.ContainerStatus(ctx, &runtimeapi.ContainerStatusRequest{ContainerId: id, Verbose: true}, c.callOpts()...)
+	st, err := c.containerStatus(ctx, id)
 	if err != nil {
 		if isNotFound(err) {
 			return 0, fmt.Errorf("%w: the CRI runtime at %s has no container %s (gone?): list them with crictl ps -a",
@@ -322,15 +316,13 @@ func (c *CRIClient) containerPID(ctx context.Context, id string) (int, error) {
 		}
 		return 0, c.apiError(err)
 	}
-	st := resp.GetStatus()
-	if st.GetState() != runtimeapi.ContainerState_CONTAINER_RUNNING {
-		state := strings.ToLower(strings.TrimPrefix(st.GetState().String(), "CONTAINER_"))
-		return 0, fmt.Errorf("%w: CRI container %s is %s, not running", ErrNotFound, shortID(st.GetId()), state)
+	if st.state != criContainerRunning {
+		return 0, fmt.Errorf("%w: CRI container %s is %s, not running", ErrNotFound, shortID(st.id), criStateName(st.state))
 	}
-	if pid := infoPID(resp.GetInfo()["info"]); pid > 0 {
+	if pid := infoPID(st.info["info"]); pid > 0 {
 		return pid, nil
 	}
-	pid, err := FindContainerProcess(CRIRuntime, st.GetId())
+	pid, err := FindContainerProcess(CRIRuntime, st.id)
 	if err != nil {
 		return 0, fmt.Errorf("%w: the CRI runtime at %s gives no pid for container %s, and /proc has none either", ErrNotFound, c.where(), shortID(id))
 	}

@@ -10,13 +10,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	tasks "github.com/containerd/containerd/api/services/tasks/v1"
-	tasktypes "github.com/containerd/containerd/api/types/task"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // criProbeTimeout bounds the Version call that picks one of the usual
@@ -38,7 +31,6 @@ type CRIClient struct {
 	path   string // the socket that answered
 	silent bool   // a call got no answer (Unavailable, DeadlineExceeded)
 	h2     *h2Client
-	rt     runtimeapi.RuntimeServiceClient
 
 	named bool   // name is known
 	name  string // the runtime's name, from Version
@@ -108,25 +100,20 @@ func (c *CRIClient) try(ctx context.Context, path string) error {
 	c.path = path
 	c.mu.Unlock()
 	h := newH2Client(path, first, criMaxMsg)
-	rt := h2Runtime{h: h}
 	if !c.explicit {
 		pctx, cancel := context.WithTimeout(ctx, criProbeTimeout)
-		v, err := rt.Version(pctx, &runtimeapi.VersionRequest{}, c.callOpts()...)
+		name, err := criVersionOf(pctx, h)
 		cancel()
 		if err != nil {
 			h.close()
-			return fmt.Errorf("%s does not answer CRI's Version: %s", path, status.Convert(err).Message())
+			_, msg := rpcStatus(err)
+			return fmt.Errorf("%s does not answer CRI's Version: %s", path, msg)
 		}
-		c.setName(v.GetRuntimeName())
+		c.setName(name)
 	}
-	c.h2, c.rt = h, rt
+	c.h2 = h
 	return nil
 }
-
-// callOpts are the options of every call: none (a call fails at once,
-// rather than waiting for the context's deadline, when the socket does not
-// speak gRPC).
-func (c *CRIClient) callOpts() []grpc.CallOption { return nil }
 
 // Close closes the connection, if any.
 func (c *CRIClient) Close() {
@@ -158,28 +145,28 @@ func (c *CRIClient) Down(err error) bool {
 // apiError turns a gRPC error into one line: unreachable when the runtime
 // did not answer, else what it said.
 func (c *CRIClient) apiError(err error) error {
-	st := status.Convert(err)
-	switch st.Code() {
-	case codes.Unavailable, codes.DeadlineExceeded:
+	code, msg := rpcStatus(err)
+	switch code {
+	case codeUnavailable, codeDeadlineExceeded:
 		c.mu.Lock()
 		c.silent = true
 		c.mu.Unlock()
 		return fmt.Errorf("%w: the CRI runtime at %s did not answer: %s (is it running? set %s to a CRI runtime's socket)",
-			ErrUnreachable, c.where(), st.Message(), EnvCRIEndpoint)
-	case codes.Unimplemented:
+			ErrUnreachable, c.where(), msg, EnvCRIEndpoint)
+	case codeUnimplemented:
 		return fmt.Errorf("%w: %s does not serve the CRI API (v1): %s: set %s to a CRI runtime's socket",
-			ErrUnreachable, c.where(), st.Message(), EnvCRIEndpoint)
+			ErrUnreachable, c.where(), msg, EnvCRIEndpoint)
 	}
-	return fmt.Errorf("%w: the CRI runtime at %s answered %s: %s", ErrUnreachable, c.where(), st.Code(), st.Message())
+	return fmt.Errorf("%w: the CRI runtime at %s answered %s: %s", ErrUnreachable, c.where(), code, msg)
 }
 
 // isNotFound reports whether err is the runtime's "no such container":
 // gRPC's NotFound, or an Unknown whose message says so (CRI-O).
 func isNotFound(err error) bool {
-	st := status.Convert(err)
-	msg := strings.ToLower(st.Message())
-	return st.Code() == codes.NotFound ||
-		(st.Code() == codes.Unknown && (strings.Contains(msg, "not found") || strings.Contains(msg, "does not exist")))
+	code, msg := rpcStatus(err)
+	msg = strings.ToLower(msg)
+	return code == codeNotFound ||
+		(code == codeUnknown && (strings.Contains(msg, "not found") || strings.Contains(msg, "does not exist")))
 }
 
 // criContainerdNamespace is the containerd namespace of the containers
@@ -191,12 +178,12 @@ const criContainerdNamespace = "k8s.io"
 // socket: much cheaper than a verbose status, which marshals the whole
 // OCI spec. Any other answer (CRI-O: Unimplemented) is 0.
 func (c *CRIClient) containerdTaskPID(ctx context.Context, id string) int {
-	var resp tasks.GetResponse
-	err := c.h2.call(ctx, criContainerdNamespace, taskGetMethod, &tasks.GetRequest{ContainerID: id}, &resp)
-	if err != nil || resp.GetProcess().GetStatus() != tasktypes.Status_RUNNING {
+	var p ctrdProcess
+	err := c.h2.call(ctx, criContainerdNamespace, taskGetMethod, ctrdIDReq(id), &p)
+	if err != nil || p.status != ctrdTaskRunning {
 		return 0
 	}
-	return int(resp.GetProcess().GetPid())
+	return int(p.pid)
 }
 
 // infoPID returns the "pid" of a container's verbose info JSON, or 0.

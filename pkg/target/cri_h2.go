@@ -1,21 +1,6 @@
 package target
 
-import (
-	"context"
-
-	"google.golang.org/protobuf/proto"
-
-	"google.golang.org/grpc"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
-)
-
-// h2Runtime is the CRI runtime service over an h2Client: the calls ephem
-// makes, each one round trip on the client's connection.
-type h2Runtime struct {
-	// RuntimeServiceClient is nil: only the methods below are called.
-	runtimeapi.RuntimeServiceClient
-	h *h2Client
-}
+import "context"
 
 // CRI's methods ephem calls.
 const (
@@ -26,32 +11,48 @@ const (
 	criContainerStatus = criService + "ContainerStatus"
 )
 
-// Version is RuntimeService.Version.
-func (r h2Runtime) Version(ctx context.Context, in *runtimeapi.VersionRequest, _ ...grpc.CallOption) (*runtimeapi.VersionResponse, error) {
-	return h2Invoke(ctx, r.h, criVersionMethod, in, new(runtimeapi.VersionResponse))
-}
-
-// ListContainers is RuntimeService.ListContainers.
-func (r h2Runtime) ListContainers(ctx context.Context, in *runtimeapi.ListContainersRequest, _ ...grpc.CallOption) (*runtimeapi.ListContainersResponse, error) {
-	return h2Invoke(ctx, r.h, criListContainers, in, new(runtimeapi.ListContainersResponse))
-}
-
-// ListPodSandbox is RuntimeService.ListPodSandbox.
-func (r h2Runtime) ListPodSandbox(ctx context.Context, in *runtimeapi.ListPodSandboxRequest, _ ...grpc.CallOption) (*runtimeapi.ListPodSandboxResponse, error) {
-	return h2Invoke(ctx, r.h, criListPodSandbox, in, new(runtimeapi.ListPodSandboxResponse))
-}
-
-// ContainerStatus is RuntimeService.ContainerStatus.
-func (r h2Runtime) ContainerStatus(ctx context.Context, in *runtimeapi.ContainerStatusRequest, _ ...grpc.CallOption) (*runtimeapi.ContainerStatusResponse, error) {
-	return h2Invoke(ctx, r.h, criContainerStatus, in, new(runtimeapi.ContainerStatusResponse))
-}
-
-// h2Invoke calls method with in and returns its answer, or a gRPC error
-// (grpcError), as a gRPC client's method does.
-func h2Invoke[T proto.Message](ctx context.Context, h *h2Client, method string, in proto.Message, out T) (T, error) {
-	if err := grpcError(ctx, h.call(ctx, "", method, in, out)); err != nil {
-		var none T
-		return none, err
+// h2Invoke calls method with req on h and returns its answer, or a gRPC
+// status error (grpcError), as a gRPC client's method does.
+func h2Invoke[T any, P interface {
+	*T
+	pbDecoder
+}](ctx context.Context, h *h2Client, method string, req []byte) (*T, error) {
+	out := P(new(T))
+	if err := grpcError(ctx, h.call(ctx, "", method, req, out)); err != nil {
+		return nil, err
 	}
 	return out, nil
+}
+
+// criVersionOf asks h's runtime its name (RuntimeService.Version).
+func criVersionOf(ctx context.Context, h *h2Client) (string, error) {
+	v, err := h2Invoke[criVersion](ctx, h, criVersionMethod, nil)
+	if err != nil {
+		return "", err
+	}
+	return v.runtimeName, nil
+}
+
+// listContainers is RuntimeService.ListContainers, of the running
+// containers only when running is set.
+func (c *CRIClient) listContainers(ctx context.Context, running bool) (criContainerList, error) {
+	l, err := h2Invoke[criContainerList](ctx, c.h2, criListContainers, criListContainersReq(running))
+	if err != nil {
+		return nil, err
+	}
+	return *l, nil
+}
+
+// listSandboxes is RuntimeService.ListPodSandbox, of every sandbox.
+func (c *CRIClient) listSandboxes(ctx context.Context) (criSandboxList, error) {
+	l, err := h2Invoke[criSandboxList](ctx, c.h2, criListPodSandbox, criListSandboxesReq(false))
+	if err != nil {
+		return nil, err
+	}
+	return *l, nil
+}
+
+// containerStatus is RuntimeService.ContainerStatus, verbose.
+func (c *CRIClient) containerStatus(ctx context.Context, id string) (*criStatus, error) {
+	return h2Invoke[criStatus](ctx, c.h2, criContainerStatus, criContainerStatusReq(id))
 }

@@ -4,8 +4,6 @@ import (
 	"context"
 	"os"
 	"sort"
-
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // criSearcher is the bare-NAME searcher of the CRI runtime at
@@ -37,28 +35,27 @@ func findCRIName(ctx context.Context, name string) ([]candidate, error) {
 
 // findName lists the running containers name may mean.
 func (c *CRIClient) findName(ctx context.Context, name string) ([]candidate, error) {
-	running := &runtimeapi.ContainerFilter{State: &runtimeapi.ContainerStateValue{State: runtimeapi.ContainerState_CONTAINER_RUNNING}}
-	resp, err := c.rt.ListContainers(ctx, &runtimeapi.ListContainersRequest{Filter: running}, c.callOpts()...)
+	ctrs, err := c.listContainers(ctx, true)
 	if err != nil {
 		return nil, c.apiError(err)
 	}
 	var out []candidate
-	var pods map[string]*runtimeapi.PodSandboxMetadata
-	for _, ctr := range resp.GetContainers() {
-		id := ctr.GetId()
+	var pods map[string]criSandbox
+	for _, ctr := range ctrs {
+		id := ctr.id
 		switch {
-		case ctr.GetMetadata().GetName() == name:
+		case ctr.name == name:
 			if pods == nil {
 				if pods, err = c.sandboxes(ctx); err != nil {
 					return nil, err
 				}
 			}
-			md := pods[ctr.GetPodSandboxId()]
-			if md == nil {
+			md, ok := pods[ctr.podSandboxID]
+			if !ok {
 				out = append(out, candidate{ref: "cri://" + id, id: id, exact: true})
 				continue
 			}
-			out = append(out, candidate{ref: "cri://" + md.GetNamespace() + "/" + md.GetName() + "/" + name, id: id, exact: true})
+			out = append(out, candidate{ref: "cri://" + md.namespace + "/" + md.name + "/" + name, id: id, exact: true})
 		case id == name || idPrefix(id, name):
 			out = append(out, candidate{ref: "cri://" + id, id: id, exact: id == name})
 		}
@@ -68,14 +65,14 @@ func (c *CRIClient) findName(ctx context.Context, name string) ([]candidate, err
 }
 
 // sandboxes returns the metadata of every pod sandbox by its ID.
-func (c *CRIClient) sandboxes(ctx context.Context) (map[string]*runtimeapi.PodSandboxMetadata, error) {
-	resp, err := c.rt.ListPodSandbox(ctx, &runtimeapi.ListPodSandboxRequest{}, c.callOpts()...)
+func (c *CRIClient) sandboxes(ctx context.Context) (map[string]criSandbox, error) {
+	sbs, err := c.listSandboxes(ctx)
 	if err != nil {
 		return nil, c.apiError(err)
 	}
-	m := make(map[string]*runtimeapi.PodSandboxMetadata, len(resp.GetItems()))
-	for _, sb := range resp.GetItems() {
-		m[sb.GetId()] = sb.GetMetadata()
+	m := make(map[string]criSandbox, len(sbs))
+	for _, sb := range sbs {
+		m[sb.id] = sb
 	}
 	return m, nil
 }

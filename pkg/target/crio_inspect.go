@@ -10,8 +10,6 @@ import (
 	"net/url"
 	"os"
 	"strconv"
-
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
 // Runtime names CRI's Version call answers with.
@@ -33,12 +31,12 @@ func (c *CRIClient) runtimeName(ctx context.Context) string {
 	if known {
 		return name
 	}
-	v, err := c.rt.Version(ctx, &runtimeapi.VersionRequest{}, c.callOpts()...)
+	name, err := criVersionOf(ctx, c.h2)
 	if err != nil {
 		return ""
 	}
-	c.setName(v.GetRuntimeName())
-	return v.GetRuntimeName()
+	c.setName(name)
+	return name
 }
 
 // knownNot reports whether the runtime is known (from the probe of the

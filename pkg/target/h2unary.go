@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"net"
 	"net/url"
@@ -15,9 +14,6 @@ import (
 
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 )
 
 // h2Client makes unary gRPC calls to a unix socket over bare HTTP/2
@@ -45,8 +41,10 @@ type h2Client struct {
 // h2Call is one unary call of a batch: the request, and once done the
 // answer or the error.
 type h2Call struct {
-	ns, method string // ns, if not empty, is the containerd namespace
-	req, resp  proto.Message
+	ns, method string    // ns, if not empty, is the containerd namespace
+	req        []byte    // the request message, encoded (pbmsgs.go)
+	resp       pbDecoder // decodes the answer
+	stream     bool      // the answer is a stream of messages, not one
 	err        error
 
 	id         uint32
@@ -81,7 +79,7 @@ func (h *h2Client) close() {
 
 // h2Unary makes one unary call on a new connection to the socket at sock
 // (see h2Client.call).
-func h2Unary(ctx context.Context, sock, ns, method string, req, resp proto.Message) error {
+func h2Unary(ctx context.Context, sock, ns, method string, req []byte, resp pbDecoder) error {
 	h := newH2Client(sock, nil, maxUnaryAnswer)
 	defer h.close()
 	return h.call(ctx, ns, method, req, resp)
@@ -92,9 +90,9 @@ const maxUnaryAnswer = 4 << 20
 
 // call calls method with req (in containerd namespace ns, if not empty)
 // and decodes the answer into resp. The server's answer, when it is not
-// OK, is a gRPC status error (status.FromError); an error that is not one
+// OK, is a gRPC status error (serverAnswered); an error that is not one
 // says the call got no answer.
-func (h *h2Client) call(ctx context.Context, ns, method string, req, resp proto.Message) error {
+func (h *h2Client) call(ctx context.Context, ns, method string, req []byte, resp pbDecoder) error {
 	c := &h2Call{ns: ns, method: method, req: req, resp: resp}
 	h.batch(ctx, c)
 	return c.err
@@ -216,7 +214,7 @@ func (h *h2Client) exchange(ctx context.Context, calls []*h2Call) error {
 			h.unread += f.Length
 			if c := byID[f.StreamID]; c != nil && !c.done {
 				if len(c.body)+len(f.Data()) > h.maxRecv+5 {
-					c.done, c.err = true, status.Errorf(codes.ResourceExhausted, "the answer to %s is larger than %d bytes", c.method, h.maxRecv)
+					c.done, c.err = true, &statusError{code: codeResourceExhausted, msg: fmt.Sprintf("the answer to %s is larger than %d bytes", c.method, h.maxRecv)}
 					pending--
 					err = h.fr.WriteRSTStream(f.StreamID, http2.ErrCodeCancel)
 					break
@@ -248,10 +246,7 @@ func (h *h2Client) ctxErr(ctx context.Context, err error) error {
 
 // writeRequest writes c's HEADERS and DATA frames on a new stream.
 func (h *h2Client) writeRequest(c *h2Call) error {
-	msg, err := proto.Marshal(c.req)
-	if err != nil {
-		return fmt.Errorf("encoding %s: %w", c.method, err)
-	}
+	msg := c.req
 	h.stream += 2
 	if h.stream == 2 {
 		h.stream = 1
@@ -307,37 +302,26 @@ func (c *h2Call) decode(maxRecv int) error {
 	if c.httpStatus != "200" || err != nil {
 		return fmt.Errorf("calling %s: not a gRPC answer: HTTP %s, grpc-status %q", c.method, c.httpStatus, c.grpcStatus)
 	}
-	if code != int(codes.OK) {
+	if code != int(codeOK) {
 		msg := c.grpcMsg
 		if m, err := url.PathUnescape(msg); err == nil {
 			msg = m
 		}
-		return status.Error(codes.Code(code), msg)
+		return &statusError{code: rpcCode(code), msg: msg}
 	}
 	ans := c.body
 	if len(ans) > maxRecv+5 {
-		return status.Errorf(codes.ResourceExhausted, "the answer to %s is larger than %d bytes", c.method, maxRecv)
+		return &statusError{code: codeResourceExhausted, msg: fmt.Sprintf("the answer to %s is larger than %d bytes", c.method, maxRecv)}
 	}
-	if len(ans) < 5 || ans[0] != 0 || int(binary.BigEndian.Uint32(ans[1:5])) != len(ans)-5 {
-		return fmt.Errorf("reading the answer to %s: malformed message", c.method)
-	}
-	if err := proto.Unmarshal(ans[5:], c.resp); err != nil {
-		return fmt.Errorf("decoding the answer to %s: %w", c.method, err)
+	for n := 0; len(ans) > 0 || (n == 0 && !c.stream); n++ {
+		if len(ans) < 5 || ans[0] != 0 || int(binary.BigEndian.Uint32(ans[1:5])) > len(ans)-5 || (n > 0 && !c.stream) {
+			return fmt.Errorf("reading the answer to %s: malformed message", c.method)
+		}
+		size := 5 + int(binary.BigEndian.Uint32(ans[1:5]))
+		if err := c.resp.decode(ans[5:size]); err != nil {
+			return fmt.Errorf("decoding the answer to %s: %w", c.method, err)
+		}
+		ans = ans[size:]
 	}
 	return nil
-}
-
-// grpcError is err as gRPC's client gives it: the server's status, or
-// Unavailable (DeadlineExceeded, Canceled) for a call that got no answer.
-func grpcError(ctx context.Context, err error) error {
-	if _, ok := status.FromError(err); ok {
-		return err
-	}
-	switch {
-	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, err.Error())
-	case errors.Is(ctx.Err(), context.Canceled):
-		return status.Error(codes.Canceled, err.Error())
-	}
-	return status.Error(codes.Unavailable, err.Error())
 }

@@ -53,21 +53,21 @@ func TestH2Unary(t *testing.T) {
 	sock := startH2Tasks(t, map[string]*tasktypes.Process{
 		"ns/" + idA: {Pid: 42, Status: tasktypes.Status_RUNNING},
 	})
-	var resp tasks.GetResponse
-	if err := h2Unary(ctx, sock, "ns", taskGetMethod, &tasks.GetRequest{ContainerID: idA}, &resp); err != nil || resp.GetProcess().GetPid() != 42 {
-		t.Fatalf("h2Unary(Get) = %v, pid %d; want pid 42", err, resp.GetProcess().GetPid())
+	var resp ctrdProcess
+	if err := h2Unary(ctx, sock, "ns", taskGetMethod, ctrdIDReq(idA), &resp); err != nil || resp.pid != 42 {
+		t.Fatalf("h2Unary(Get) = %v, pid %d; want pid 42", err, resp.pid)
 	}
-	err := h2Unary(ctx, sock, "other", taskGetMethod, &tasks.GetRequest{ContainerID: idA}, &resp)
-	if st, ok := status.FromError(err); !ok || st.Code() != codes.NotFound || !strings.Contains(st.Message(), `namespace "other": not found (100%)`) {
+	err := h2Unary(ctx, sock, "other", taskGetMethod, ctrdIDReq(idA), &resp)
+	if code, msg := rpcStatus(err); !serverAnswered(err) || code != codeNotFound || !strings.Contains(msg, `namespace "other": not found (100%)`) {
 		t.Errorf("h2Unary(Get) in another namespace = %v, want NotFound with the server's message", err)
 	}
-	err = h2Unary(ctx, sock, "ns", "/containerd.services.tasks.v1.Tasks/Nope", &tasks.GetRequest{}, &resp)
-	if status.Code(err) != codes.Unimplemented {
+	err = h2Unary(ctx, sock, "ns", "/containerd.services.tasks.v1.Tasks/Nope", nil, &resp)
+	if rpcCodeOf(err) != codeUnimplemented {
 		t.Errorf("h2Unary(unknown method) = %v, want Unimplemented", err)
 	}
 	// No server: an error that is not a gRPC status (no answer).
-	err = h2Unary(ctx, filepath.Join(t.TempDir(), "none.sock"), "ns", taskGetMethod, &tasks.GetRequest{ContainerID: idA}, &resp)
-	if _, ok := status.FromError(err); ok || err == nil {
+	err = h2Unary(ctx, filepath.Join(t.TempDir(), "none.sock"), "ns", taskGetMethod, ctrdIDReq(idA), &resp)
+	if serverAnswered(err) || err == nil {
 		t.Errorf("h2Unary on a missing socket = %v, want a non-status error", err)
 	}
 	// A socket that does not speak HTTP/2: no answer either.
@@ -82,8 +82,8 @@ func TestH2Unary(t *testing.T) {
 			_ = c.Close()
 		}
 	}()
-	err = h2Unary(ctx, l.Addr().String(), "ns", taskGetMethod, &tasks.GetRequest{ContainerID: idA}, &resp)
-	if _, ok := status.FromError(err); ok || err == nil {
+	err = h2Unary(ctx, l.Addr().String(), "ns", taskGetMethod, ctrdIDReq(idA), &resp)
+	if serverAnswered(err) || err == nil {
 		t.Errorf("h2Unary on a socket that is not HTTP/2 = %v, want a non-status error", err)
 	}
 }

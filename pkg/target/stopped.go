@@ -7,10 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
-
-	containers "github.com/containerd/containerd/api/services/containers/v1"
-	snapshots "github.com/containerd/containerd/api/services/snapshots/v1"
-	"google.golang.org/grpc/metadata"
 )
 
 // ErrNoLayers marks a stopped container whose filesystem ephem cannot
@@ -82,31 +78,33 @@ func (c *ContainerdClient) containerdStopped(ctx context.Context, nr *notRunning
 	desc := "containerd container " + nr.ns + "/" + nr.id
 	ctx, cancel := context.WithTimeout(ctx, containerdTimeout)
 	defer cancel()
-	conn, err := c.connect(ctx)
-	if err != nil {
+	if err := c.connect(ctx); err != nil {
 		return Process{}, err
 	}
-	defer func() { _ = conn.Close() }()
-	ctx = metadata.AppendToOutgoingContext(ctx, "containerd-namespace", nr.ns)
-	got, err := containers.NewContainersClient(conn).Get(ctx, &containers.GetContainerRequest{ID: nr.id})
-	if err != nil {
-		return Process{}, c.apiError(err)
+	var got ctrdContainerList
+	get := &h2Call{ns: nr.ns, method: containerGetMethod, req: ctrdIDReq(nr.id), resp: &got}
+	if c.call(ctx, get); get.err != nil {
+		return Process{}, c.apiError(get.err)
 	}
-	ctr := got.GetContainer()
-	if ctr.GetSnapshotKey() == "" {
+	if len(got) != 1 {
+		return Process{}, fmt.Errorf("%w: containerd at %s answered Get with no container", ErrUnreachable, c.address)
+	}
+	ctr := got[0]
+	if ctr.snapshotKey == "" {
 		return Process{}, fmt.Errorf("%w: %s is not running and has no snapshot (no root filesystem) to read", ErrNoLayers, desc)
 	}
-	m, err := snapshots.NewSnapshotsClient(conn).Mounts(ctx, &snapshots.MountsRequest{Snapshotter: ctr.GetSnapshotter(), Key: ctr.GetSnapshotKey()})
-	if err != nil {
-		return Process{}, fmt.Errorf("%s is not running, and reading its snapshot: %w", desc, c.apiError(err))
+	var mounts ctrdMounts
+	mc := &h2Call{ns: nr.ns, method: snapshotMountsMethod, req: ctrdMountsReq(ctr.snapshotter, ctr.snapshotKey), resp: &mounts}
+	if c.call(ctx, mc); mc.err != nil {
+		return Process{}, fmt.Errorf("%s is not running, and reading its snapshot: %w", desc, c.apiError(mc.err))
 	}
 	var layers []string
-	if mounts := m.GetMounts(); len(mounts) == 1 {
-		layers = mountLayers(mounts[0].GetType(), mounts[0].GetSource(), mounts[0].GetOptions())
+	if len(mounts) == 1 {
+		layers = mountLayers(mounts[0].typ, mounts[0].source, mounts[0].options)
 	}
 	if len(layers) == 0 {
 		return Process{}, fmt.Errorf("%w: %s is not running, and its snapshotter %s is not an overlay one: ephem reads a stopped container's layers only from overlayfs snapshots",
-			ErrNoLayers, desc, ctr.GetSnapshotter())
+			ErrNoLayers, desc, ctr.snapshotter)
 	}
 	if err := checkLayers(layers); err != nil {
 		return Process{}, fmt.Errorf("%w: %s: %w", ErrNoLayers, desc, err)

@@ -3,7 +3,6 @@ package local
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -15,12 +14,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	containers "github.com/containerd/containerd/api/services/containers/v1"
-	namespaces "github.com/containerd/containerd/api/services/namespaces/v1"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 
 	"github.com/ephem-dev/ephem/pkg/runtime"
 	"github.com/ephem-dev/ephem/pkg/target"
@@ -251,44 +244,27 @@ func listContainerd(ctx context.Context, address string) ([]runtime.Completion, 
 	if _, err := os.Stat(address); err != nil {
 		return nil, fmt.Errorf("listing containerd containers: %w", err)
 	}
-	conn, err := grpc.NewClient("passthrough:///containerd",
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", address)
-		}))
-	if err != nil {
-		return nil, fmt.Errorf("connecting to containerd: %w", err)
-	}
-	defer func() { _ = conn.Close() }()
-	nss, err := namespaces.NewNamespacesClient(conn).List(ctx, &namespaces.ListNamespacesRequest{})
+	c := target.NewContainerdClient(address)
+	defer c.Close()
+	nss, err := c.Namespaces(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("listing containerd namespaces: %w", err)
 	}
-	cc := containers.NewContainersClient(conn)
 	var out []runtime.Completion
-	for _, ns := range nss.GetNamespaces() {
-		if ns.GetName() == "moby" {
+	for _, ns := range nss {
+		if ns == "moby" {
 			continue // Docker's own: docker:// names them
 		}
-		stream, err := cc.ListStream(metadata.AppendToOutgoingContext(ctx, "containerd-namespace", ns.GetName()), &containers.ListContainersRequest{})
+		ctrs, err := c.Containers(ctx, ns)
 		if err != nil {
 			return nil, fmt.Errorf("listing containerd containers: %w", err)
 		}
-		for {
-			m, err := stream.Recv()
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if err != nil {
-				return nil, fmt.Errorf("listing containerd containers: %w", err)
-			}
-			c := m.GetContainer()
-			name := c.GetLabels()[target.NerdctlNameLabel]
+		for _, ctr := range ctrs {
+			name := ctr.Name
 			if name == "" {
-				name = c.GetID()
+				name = ctr.ID
 			}
-			out = append(out, runtime.Completion{Value: "containerd://" + ns.GetName() + "/" + name, Description: "containerd container, " + c.GetImage()})
+			out = append(out, runtime.Completion{Value: "containerd://" + ns + "/" + name, Description: "containerd container, " + ctr.Image})
 		}
 	}
 	return out, nil
