@@ -7,9 +7,10 @@
 #                             directory, validates, runs the amd64 "ephem version"
 #
 # DIR then holds:
-#   linux-ARCH/ephem, linux-ARCH/kubectl-ephem   the binaries (the same file)
-#   linux-ARCH/ephem-local                       the local engine only (no Kubernetes)
-#   ephem_VERSION_linux_ARCH.tar.gz              ephem, kubectl-ephem, ephem-local,
+#   linux-ARCH/ephem                             the local engine (tag ephem_local): it
+#                                                hands Kubernetes command lines to
+#   linux-ARCH/kubectl-ephem                     every backend (also the kubectl plugin)
+#   ephem_VERSION_linux_ARCH.tar.gz              ephem, kubectl-ephem,
 #                                                README.md, LICENSE, man/*.1
 #   SHA256SUMS                                   sha256 of the tarballs and binaries
 #   ephem.yaml                                   the krew manifest (validated by krew)
@@ -105,12 +106,13 @@ build() {
 	mkdir -p "$OUT/linux-$arch"
 	# netgo and osusergo: no glibc NSS, which a static binary cannot load;
 	# static: no dlopen of libpcap (see pkg/pcap).
-	# ephem-local: the same without the Kubernetes backend (tag
-	# ephem_local), for hosts that debug local targets only.
+	# ephem is the local engine alone (tag ephem_local): it starts faster
+	# and holds less, and hands a command line that may need Kubernetes to
+	# kubectl-ephem, the build with every backend (internal/cli/dispatch.go).
 	local bin tags
-	for bin in ephem ephem-local; do
+	for bin in ephem kubectl-ephem; do
 		tags='static netgo osusergo'
-		[ "$bin" = ephem ] || tags="$tags ephem_local"
+		[ "$bin" = kubectl-ephem ] || tags="$tags ephem_local"
 		CGO_ENABLED=1 GOOS=linux GOARCH=$arch CC=$cc CGO_CFLAGS="-O2 -g0" GOFLAGS= \
 			go build -trimpath -buildvcs=false -tags "$tags" \
 			-ldflags "-buildid= -s -w -linkmode external -extldflags '-static -Wl,--build-id=none' -X $PKG.version=$VERSION -X $PKG.commit=$COMMIT -X $PKG.date=$DATE" \
@@ -120,7 +122,6 @@ build() {
 		[[ $kind == *"statically linked"* ]] || die "linux-$arch/$bin is not statically linked: $kind"
 		echo "  linux-$arch/$bin: $(du -h "$OUT/linux-$arch/$bin" | cut -f1), $kind"
 	done
-	cp "$OUT/linux-$arch/ephem" "$OUT/linux-$arch/kubectl-ephem"
 }
 
 # tarball ARCH packs OUT/linux-ARCH with README, LICENSE and the man pages.
@@ -128,7 +129,7 @@ tarball() {
 	local arch=$1 stage name
 	stage=$(mktemp -d)
 	name=ephem_${VERSION}_linux_$arch.tar.gz
-	install -m 755 "$OUT/linux-$arch/ephem" "$OUT/linux-$arch/kubectl-ephem" "$OUT/linux-$arch/ephem-local" "$stage/"
+	install -m 755 "$OUT/linux-$arch/ephem" "$OUT/linux-$arch/kubectl-ephem" "$stage/"
 	install -m 644 README.md "$stage/"
 	[ ! -f LICENSE ] || install -m 644 LICENSE "$stage/"
 	install -d -m 755 "$stage/man"
@@ -164,7 +165,7 @@ for arch in $ARCHES; do
 	build "$arch"
 	tarball "$arch"
 done
-(cd "$OUT" && sha256sum -- *.tar.gz linux-*/ephem linux-*/kubectl-ephem linux-*/ephem-local >SHA256SUMS)
+(cd "$OUT" && sha256sum -- *.tar.gz linux-*/ephem linux-*/kubectl-ephem >SHA256SUMS)
 manifest
 
 case " $ARCHES " in
@@ -173,13 +174,19 @@ case " $ARCHES " in
 		got=$("$OUT/linux-amd64/ephem" version -o json) || die "linux-amd64/ephem version failed"
 		grep -q "\"version\": \"$VERSION\"" <<<"$got" || die "linux-amd64/ephem version says $got, want $VERSION"
 		"$OUT/linux-amd64/ephem" version | sed 's/^/  /'
-		# ephem-local knows the local forms only, and says which.
-		got=$("$OUT/linux-amd64/ephem-local" version -o json) || die "linux-amd64/ephem-local version failed"
-		grep -q "\"version\": \"$VERSION\"" <<<"$got" || die "linux-amd64/ephem-local version says $got, want $VERSION"
+		got=$("$OUT/linux-amd64/kubectl-ephem" version -o json) || die "linux-amd64/kubectl-ephem version failed"
+		grep -q "\"version\": \"$VERSION\"" <<<"$got" || die "linux-amd64/kubectl-ephem version says $got, want $VERSION"
+		# ephem hands Kubernetes to kubectl-ephem beside it: its help is
+		# kubectl-ephem's, Kubernetes flags included.
+		got=$(EPHEM_HANDED_OVER= "$OUT/linux-amd64/ephem" debug --help) || die "linux-amd64/ephem debug --help failed"
+		[[ $got == *"Kubernetes flags"* ]] || die "linux-amd64/ephem debug --help lists no Kubernetes flags: not handed to kubectl-ephem"
+		# Alone, it knows the local forms only, and says what to install.
 		rc=0
-		got=$("$OUT/linux-amd64/ephem-local" debug pod/web -- true 2>&1) || rc=$?
-		[ "$rc" -eq 64 ] && [[ $got == *"unknown scheme"*"pid:"* ]] ||
-			die "linux-amd64/ephem-local debug pod/web: exit $rc, $got (want 64 naming the local forms)"
+		alone=$(mktemp -d) && cp "$OUT/linux-amd64/ephem" "$alone/"
+		got=$(PATH=/usr/bin:/bin "$alone/ephem" debug pod/web -- true 2>&1) || rc=$?
+		rm -rf "$alone"
+		[ "$rc" -eq 64 ] && [[ $got == *"unknown scheme"*"pid:"*"kubectl-ephem"* ]] ||
+			die "linux-amd64/ephem alone: debug pod/web: exit $rc, $got (want 64 naming the local forms and kubectl-ephem)"
 	fi
 	;;
 esac

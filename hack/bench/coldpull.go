@@ -103,7 +103,7 @@ func runColdPull(ctx context.Context, o options, stdout, stderr io.Writer) (err 
 	if ephem == "" {
 		logf(stderr, "building ephem")
 		ephem = filepath.Join(work, "ephem")
-		if err := command(ctx, nil, "go", "build", "-o", ephem, "./cmd/ephem"); err != nil {
+		if err := command(ctx, nil, "go", "build", "-tags", releaseTags, "-o", ephem, "./cmd/ephem"); err != nil {
 			return fmt.Errorf("building ephem (run from the repository root): %w", err)
 		}
 	}

@@ -70,7 +70,7 @@ func runCp(ctx context.Context, o options, stdout, stderr io.Writer) (err error)
 	if env.ephem == "" {
 		logf(stderr, "building ephem")
 		env.ephem = filepath.Join(work, "ephem")
-		if err := command(ctx, nil, "go", "build", "-o", env.ephem, "./cmd/ephem"); err != nil {
+		if err := command(ctx, nil, "go", "build", "-tags", releaseTags, "-o", env.ephem, "./cmd/ephem"); err != nil {
 			return fmt.Errorf("building ephem (run from the repository root): %w", err)
 		}
 	}

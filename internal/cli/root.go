@@ -79,6 +79,7 @@ at /proc/1/root. The target keeps running; nothing is installed in it.`,
 func Execute(ctx context.Context, args []string, streams Streams) int {
 	g := &GlobalOptions{Streams: streams}
 	root := NewRootCommand(g)
+	handOver(root, args)
 	root.SetArgs(args)
 	root.SetIn(streams.In)
 	root.SetOut(streams.Out)
@@ -92,6 +93,7 @@ func Execute(ctx context.Context, args []string, streams Streams) int {
 	if strings.HasPrefix(err.Error(), "unknown command ") {
 		err = fmt.Errorf("%w: %w: see ephem --help", errUsage, err)
 	}
+	err = fullBuildHint(err)
 	report(streams.Err, err)
 	return exitCodeFor(err)
 }

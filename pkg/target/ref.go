@@ -13,6 +13,9 @@ import (
 var (
 	// ErrInvalid marks a malformed reference or an unknown scheme.
 	ErrInvalid = errors.New("invalid target")
+	// ErrUnknownScheme marks, with ErrInvalid, a reference of a form no
+	// registered backend handles.
+	ErrUnknownScheme = errors.New("unknown scheme")
 	// ErrNotFound marks a target that does not exist or is not running.
 	ErrNotFound = errors.New("target not found")
 	// ErrUnreachable marks a runtime API that could not be reached.
@@ -158,7 +161,7 @@ func Parse(s string) (Ref, error) {
 			return r, err
 		}
 	}
-	return Ref{}, fmt.Errorf("%w %q: unknown scheme; supported: %s", ErrInvalid, s, Supported())
+	return Ref{}, fmt.Errorf("%w %q: %w; supported: %s", ErrInvalid, s, ErrUnknownScheme, Supported())
 }
 
 // parseRows parses s by the first of rows with a prefix s begins with:
