@@ -13,6 +13,9 @@
 //
 //   - nsenter: nsenter -t PID -n -i -u -p true, the floor;
 //   - go-empty: an empty Go program, the floor of any Go binary's start;
+//   - go-floor: a Go program that links cobra, net/http and
+//     go-containerregistry and does nothing (hack/bench/floor), the floor
+//     of ephem version;
 //   - ephem-version: ephem version, the Go binary's own start-up (no
 //     target, no container);
 //   - ephem: ephem debug pid:PID --image BUSYBOX -- true (image cached);
@@ -145,6 +148,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 type benchEnv struct {
 	ephem      string
 	goEmpty    string // an empty Go program: the floor of any Go start
+	goFloor    string // hack/bench/floor: the floor of a Go command line that pulls images
 	ephemCache string
 	pid        int    // the namespaced target of nsenter and ephem
 	small      string // busybox reference
@@ -194,6 +198,10 @@ func setUp(ctx context.Context, o options, stderr io.Writer) (env *benchEnv, cle
 	}
 	if err := command(ctx, nil, "go", "-C", src, "build", "-o", env.goEmpty, "."); err != nil {
 		return nil, cleanup, fmt.Errorf("building an empty Go program: %w", err)
+	}
+	env.goFloor = filepath.Join(work, "go-floor")
+	if err := command(ctx, nil, "go", "build", "-o", env.goFloor, "./hack/bench/floor"); err != nil {
+		return nil, cleanup, fmt.Errorf("building hack/bench/floor: %w", err)
 	}
 	env.ephemCache = filepath.Join(work, "cache")
 	// ephem may leave mounts or state in its cache; gc before removal.
@@ -303,6 +311,8 @@ const (
 	caseNsenter      = "nsenter"
 	caseEphemVersion = "ephem-version"
 	caseGoEmpty      = "go-empty"
+	caseGoFloor      = "go-floor"
+	caseBaseVersion  = "ephem-base-version"
 	caseEphem        = "ephem"
 	caseEphemLarge   = "ephem-large"
 	caseEphemBase    = "ephem-base"
@@ -317,6 +327,8 @@ func (env *benchEnv) cases(o options) []benchCase {
 			argv: []string{"nsenter", "-t", pid, "-n", "-i", "-u", "-p", "true"}},
 		{name: caseGoEmpty, what: "an empty Go program (func main() {})",
 			argv: []string{env.goEmpty}},
+		{name: caseGoFloor, what: "a Go program linking cobra, net/http and go-containerregistry, doing nothing (hack/bench/floor)",
+			argv: []string{env.goFloor}},
 		{name: caseEphemVersion, what: "ephem version",
 			argv: []string{env.ephem, "version"}},
 		{name: caseEphem, what: "ephem debug -q pid:PID --image busybox -- true", env: ephemEnv,
@@ -324,7 +336,8 @@ func (env *benchEnv) cases(o options) []benchCase {
 	}
 	if o.base != "" {
 		cs = append(cs, benchCase{name: caseEphemBase, what: "the same with -ephem-base's binary", env: ephemEnv,
-			argv: []string{o.base, "debug", "-q", "pid:" + pid, "--image", env.small, "--", "true"}})
+			argv: []string{o.base, "debug", "-q", "pid:" + pid, "--image", env.small, "--", "true"}},
+			benchCase{name: caseBaseVersion, what: "-ephem-base's binary version", argv: []string{o.base, "version"}})
 	}
 	if env.large != "" {
 		cs = append(cs, benchCase{name: caseEphemLarge,

@@ -67,6 +67,12 @@ func (r report) targets(st map[string]stats) []target {
 	if x, ok := ratio(caseEphemVersion, caseGoEmpty); ok {
 		ts = append(ts, target{what: "ephem version / empty Go program", ratio: x, goal: "≤ 2.5×", passed: x <= 2.5})
 	}
+	if x, ok := ratio(caseGoFloor, caseGoEmpty); ok {
+		ts = append(ts, target{what: "go-floor / empty Go program", ratio: x, goal: "(the floor of ephem version, no goal)", info: true})
+	}
+	if x, ok := ratio(caseBaseVersion, caseGoEmpty); ok {
+		ts = append(ts, target{what: "ephem-base version / empty Go program", ratio: x, goal: "(a comparison, no goal)", info: true})
+	}
 	if x, ok := ratio(caseDocker, caseEphem); ok {
 		ts = append(ts, target{what: "docker run / ephem", ratio: x, goal: "≥ 8× (ephem 8× faster)", passed: x >= 8})
 	}
