@@ -44,6 +44,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -141,7 +142,46 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	return writeReport(stdout, report{opts: o, env: env, samples: samples})
+	rss, err := measureRSS(ctx, cases, rssRuns)
+	if err != nil {
+		return err
+	}
+	return writeReport(stdout, report{opts: o, env: env, samples: samples, rss: rss})
+}
+
+// rssRuns is how many times each case runs for its peak RSS.
+const rssRuns = 5
+
+// measureRSS runs every case runs times, after the timed rounds, through
+// GNU time (os/exec's child shares this process's memory until exec, so
+// its own ru_maxrss would count ours), and returns each case's peak RSS
+// in KiB, one per run.
+func measureRSS(ctx context.Context, cases []benchCase, runs int) (map[string][]int64, error) {
+	out := map[string][]int64{}
+	f, err := os.CreateTemp("", "ephem-bench-rss")
+	if err != nil {
+		return nil, err
+	}
+	_ = f.Close()
+	defer func() { _ = os.Remove(f.Name()) }()
+	for range runs {
+		for _, c := range cases {
+			argv := append([]string{"-f", "%M", "-o", f.Name()}, c.argv...)
+			if err := command(ctx, c.env, "/usr/bin/time", argv...); err != nil {
+				return nil, fmt.Errorf("peak RSS of %s: %w", c.name, err)
+			}
+			b, err := os.ReadFile(f.Name())
+			if err != nil {
+				return nil, err
+			}
+			kib, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("peak RSS of %s: /usr/bin/time printed %q", c.name, b)
+			}
+			out[c.name] = append(out[c.name], kib)
+		}
+	}
+	return out, nil
 }
 
 // benchEnv is everything the cases need.

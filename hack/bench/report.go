@@ -38,6 +38,7 @@ type report struct {
 	opts    options
 	env     *benchEnv
 	samples map[string][]time.Duration
+	rss     map[string][]int64 // peak RSS in KiB (measureRSS)
 }
 
 // target is one pass/fail goal on a ratio of medians.
@@ -96,14 +97,14 @@ func writeReport(w io.Writer, r report) error {
 	host, _ := os.Hostname()
 	fmt.Fprintf(&b, "Warm time-to-command, %d interleaved runs per case, %s, %s, %d CPUs, %s (host %s).\n\n",
 		r.opts.runs, time.Now().UTC().Format("2006-01-02 15:04 MST"), kernel(), runtime.NumCPU(), runtime.Version(), host)
-	fmt.Fprintln(&b, "| case | command | min | median | p90 |")
-	fmt.Fprintln(&b, "| --- | --- | ---: | ---: | ---: |")
+	fmt.Fprintln(&b, "| case | command | min | median | p90 | peak RSS (median) |")
+	fmt.Fprintln(&b, "| --- | --- | ---: | ---: | ---: | ---: |")
 	for _, c := range r.env.cases(r.opts) {
 		s, ok := st[c.name]
 		if !ok {
 			continue
 		}
-		fmt.Fprintf(&b, "| %s | `%s` | %s | %s | %s |\n", c.name, c.what, ms(s.min), ms(s.median), ms(s.p90))
+		fmt.Fprintf(&b, "| %s | `%s` | %s | %s | %s | %s |\n", c.name, c.what, ms(s.min), ms(s.median), ms(s.p90), medianMB(r.rss[c.name]))
 	}
 	fmt.Fprintln(&b)
 	fmt.Fprintln(&b, "| ratio of medians | value | target | result |")
@@ -120,6 +121,16 @@ func writeReport(w io.Writer, r report) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// medianMB is the median of KiB samples in MB (10^6 bytes), or "-".
+func medianMB(kib []int64) string {
+	if len(kib) == 0 {
+		return "-"
+	}
+	s := slices.Clone(kib)
+	slices.Sort(s)
+	return fmt.Sprintf("%.1f MB", float64(s[len(s)/2])*1024/1e6)
 }
 
 // kernel returns "Linux RELEASE".

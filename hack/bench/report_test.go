@@ -52,3 +52,14 @@ func TestTargets(t *testing.T) {
 		}
 	}
 }
+
+func TestMedianMB(t *testing.T) {
+	for _, tc := range []struct {
+		kib  []int64
+		want string
+	}{{nil, "-"}, {[]int64{20000}, "20.5 MB"}, {[]int64{30000, 10000, 20000}, "20.5 MB"}} {
+		if got := medianMB(tc.kib); got != tc.want {
+			t.Errorf("medianMB(%v) = %q, want %q", tc.kib, got, tc.want)
+		}
+	}
+}

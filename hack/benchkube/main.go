@@ -72,7 +72,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	runs := fs.Int("runs", 10, "timed runs per case (at least 10; 5 with -mode transfer)")
 	mode := fs.String("mode", "debug", "debug: ephem debug vs kubectl debug; shell: time to a shell (-it); output: time to the first byte; transfer: 200 MB through port-forward and cp; fanout: -l over -pods pods vs one pod")
 	pods := fs.Int("pods", 30, "-mode fanout: replicas to fan out over")
-	prebuilt := fs.String("ephem", "", "the ephem binary to measure (default: build ./cmd/ephem)")
+	prebuilt := fs.String("ephem", "", "the ephem binary to measure (default: the release's pair, ephem and kubectl-ephem, built from ./cmd/ephem)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -99,9 +99,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *prebuilt != "" {
 		b.ephem = *prebuilt
 	} else {
-		fmt.Fprintln(stderr, "benchkube: building ephem")
-		if out, err := exec.CommandContext(ctx, "go", "build", "-o", b.ephem, "./cmd/ephem").CombinedOutput(); err != nil {
-			return fmt.Errorf("building ephem: %w: %s", err, out)
+		// As released: ephem, the local engine, hands a Kubernetes
+		// command line to kubectl-ephem beside it (internal/cli/dispatch.go).
+		fmt.Fprintln(stderr, "benchkube: building ephem and kubectl-ephem")
+		for _, build := range [][]string{
+			{"build", "-tags", "ephem_local", "-o", b.ephem, "./cmd/ephem"},
+			{"build", "-o", filepath.Join(work, "kubectl-ephem"), "./cmd/ephem"},
+		} {
+			if out, err := exec.CommandContext(ctx, "go", build...).CombinedOutput(); err != nil {
+				return fmt.Errorf("building ephem: %w: %s", err, out)
+			}
 		}
 	}
 	if b.ns, err = c.CreateNamespace(ctx, "benchkube", nil); err != nil {
