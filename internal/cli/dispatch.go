@@ -46,7 +46,10 @@ func handOver(root *cobra.Command, args []string) {
 		return
 	}
 	env := append(os.Environ(), envHandedOver+"=1")
-	_ = syscall.Exec(path, append([]string{os.Args[0]}, args...), env) // returns only on failure
+	// The user's own command line, run by kubectl-ephem next to this
+	// executable or on the user's $PATH: nothing crosses a privilege
+	// boundary. Exec returns only on failure.
+	_ = syscall.Exec(path, append([]string{os.Args[0]}, args...), env) //nolint:gosec // G702: see above
 }
 
 // fullBuildHint adds to err, an unknown target form or flag in a build

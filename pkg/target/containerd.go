@@ -272,7 +272,6 @@ func (c *ContainerdClient) taskAnswer(ns, id string, call *h2Call) (int, error) 
 // mean.
 type listing struct {
 	ids, names []string
-	err        error
 }
 
 // pick returns the ID of the container nameOrID names: the container with

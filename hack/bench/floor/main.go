@@ -5,9 +5,10 @@
 package main
 
 import (
+	_ "net/http"
+
 	_ "github.com/google/go-containerregistry/pkg/v1/remote"
 	_ "github.com/spf13/cobra"
-	_ "net/http"
 )
 
 func main() {}
