@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/ephem-dev/ephem/pkg/runtime"
 	"github.com/ephem-dev/ephem/pkg/session"
@@ -55,23 +56,6 @@ func (b *call) debugPod(ctx context.Context, p *corev1.Pod, containerName string
 	return b.session(ctx, p, ec.Name, c, streams)
 }
 
-// preflight asks the API server what would refuse the container: RBAC for
-// the session (the access review), then admission (the dry-run patch). They
-// run one after the other, never side by side: a refused review sends
-// nothing that names the container (TestRBACAttachRefusedBeforeAnyChange),
-// and the review costs about 2 ms.
-func (b *call) preflight(ctx context.Context, p *corev1.Pod, ec *corev1.EphemeralContainer, interactive bool) error {
-	if err := b.checkAccess(ctx, p.Namespace, interactive); err != nil {
-		return err
-	}
-	b.timer.Mark("access review")
-	if _, err := b.addContainer(ctx, p, ec, true); err != nil {
-		return fmt.Errorf("preflight (nothing was added to pod %s): %w", p.Name, err)
-	}
-	b.timer.Mark("dry run")
-	return nil
-}
-
 // session waits for the container, attaches to it or streams its output,
 // and returns its exit code. An interactive session attaches as soon as
 // the container runs (attachEarly), before the pod status says so.
@@ -107,13 +91,54 @@ func (b *call) session(ctx context.Context, p *corev1.Pod, name string, c spec.C
 		}
 	default:
 		out := &firstWrite{w: streams.Out, first: func() { b.timer.Mark("first output") }}
-		if err := b.logs(ctx, p, name, out, true); err != nil {
-			return err
-		}
+		return b.followToExit(ctx, p, name, out)
 	}
 	b.timer.Mark("session")
 	defer b.timer.Mark("terminated")
 	return b.exitCode(ctx, p, name)
+}
+
+// followToExit streams the output of running container name to out and
+// returns its exit code. The pod is watched for the end meanwhile: the
+// kubelet closes a followed log a while after the process ends, and learns
+// the exit code at its next relist; waiting for both at once rather than
+// one after the other saves up to a second. The watch has no deadline
+// while the output streams (a capture may run for hours); --timeout counts
+// from the end of the output.
+func (b *call) followToExit(ctx context.Context, p *corev1.Pod, name string, out io.Writer) error {
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	type ended struct {
+		p   *corev1.Pod
+		err error
+	}
+	done := make(chan ended, 1)
+	go func() {
+		q, err := b.waitUntil(wctx, p, name, "terminated", terminated)
+		done <- ended{q, err}
+	}()
+	if err := b.logs(ctx, p, name, out, true); err != nil {
+		return err
+	}
+	b.timer.Mark("session")
+	defer b.timer.Mark("terminated")
+	t := time.NewTimer(b.opts.Timeout)
+	defer t.Stop()
+	var e ended
+	select {
+	case e = <-done:
+	case <-t.C:
+		cancel()
+		e = <-done
+	}
+	if e.err != nil {
+		return e.err
+	}
+	s, _ := containerStatus(e.p, name)
+	if code := int(s.State.Terminated.ExitCode); code != 0 {
+		return &runtime.ExitError{Code: code}
+	}
+	return nil
 }
 
 // exitCode waits for the container to end and returns its code.

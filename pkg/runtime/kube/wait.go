@@ -49,6 +49,11 @@ func containerStatus(p *corev1.Pod, name string) (corev1.ContainerStatus, bool) 
 func (b *call) waitFor(ctx context.Context, p *corev1.Pod, name, what string, cond func(corev1.ContainerStatus) bool) (*corev1.Pod, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.opts.Timeout)
 	defer cancel()
+	return b.waitUntil(ctx, p, name, what, cond)
+}
+
+// waitUntil is waitFor bounded by ctx alone: its end is the timeout.
+func (b *call) waitUntil(ctx context.Context, p *corev1.Pod, name, what string, cond func(corev1.ContainerStatus) bool) (*corev1.Pod, error) {
 	lastReason := ""
 	check := func(p *corev1.Pod) (bool, error) {
 		s, ok := containerStatus(p, name)
