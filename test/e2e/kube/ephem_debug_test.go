@@ -163,6 +163,19 @@ func TestEphemImagePullFailsFast(t *testing.T) {
 	}
 }
 
+// TestEphemOutlivesTimeout: --timeout bounds the waits for the debug
+// container to start and, after its output ends, for its exit code; a
+// command that runs longer streams to its end and its exit code comes back
+// (the exit code is watched for while the output streams).
+func TestEphemOutlivesTimeout(t *testing.T) {
+	_, ns, w := distrolessWorkload(t, "web", 4*time.Minute)
+	r := ephem(t, ns, "debug", "pod/"+w.Pod.Name, "--timeout", "3s", "--image", cluster.Image("busybox"), "--",
+		"sh", "-c", "echo begun; sleep 6; echo ended; exit 4")
+	if r.Code != 4 || r.Stdout != "begun\nended\n" {
+		t.Errorf("a 6 s command with --timeout 3s: exit %d %q %q, want 4 and both lines", r.Code, r.Stdout, r.Stderr)
+	}
+}
+
 // TestEphemDryRunAndCustom: --dry-run prints the container and adds
 // nothing; --custom is applied after the profile.
 func TestEphemDryRunAndCustom(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -92,23 +93,27 @@ func TestEphemRBAC(t *testing.T) {
 // admits it: the distroless server as UID 1000, no privilege escalation,
 // no capabilities, the runtime's seccomp profile; and waits until it runs.
 // It returns that UID.
+// lockedSpec is a pod that PodSecurity "restricted" admits: the
+// distroless server on port 8080 as uid, no privilege, no capability.
+func lockedSpec(uid int64) corev1.PodSpec {
+	f, tr := false, true
+	return corev1.PodSpec{
+		SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: &tr, RunAsUser: &uid, RunAsGroup: &uid,
+			SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
+		Containers: []corev1.Container{{
+			Name: "app", Image: cluster.Image("distroless"), Env: []corev1.EnvVar{{Name: "PORT", Value: "8080"}},
+			SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: &f,
+				Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}},
+		}},
+		TerminationGracePeriodSeconds: new(int64),
+		AutomountServiceAccountToken:  &f,
+	}
+}
+
 func startLockedPod(ctx context.Context, t *testing.T, ns string) int64 {
 	t.Helper()
-	uid, f, tr := int64(1000), false, true
-	pod := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "locked", Namespace: ns},
-		Spec: corev1.PodSpec{
-			SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: &tr, RunAsUser: &uid, RunAsGroup: &uid,
-				SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
-			Containers: []corev1.Container{{
-				Name: "app", Image: cluster.Image("distroless"), Env: []corev1.EnvVar{{Name: "PORT", Value: "8080"}},
-				SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: &f,
-					Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}},
-			}},
-			TerminationGracePeriodSeconds: new(int64),
-			AutomountServiceAccountToken:  &f,
-		},
-	}
+	uid := int64(1000)
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "locked", Namespace: ns}, Spec: lockedSpec(uid)}
 	if _, err := cluster.Client.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -116,4 +121,51 @@ func startLockedPod(ctx context.Context, t *testing.T, ns string) int64 {
 		t.Fatal(err)
 	}
 	return uid
+}
+
+// TestEphemFanOutRestricted: a fan-out over the replicas of a Deployment in
+// a namespace enforcing PodSecurity "restricted" asks admission once for
+// them all: the general profile is refused for every pod, nothing is added
+// to any, and each pod's error says whose preflight it shares; the
+// restricted profile then runs in each.
+func TestEphemFanOutRestricted(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	ns := cluster.Namespace(t, map[string]string{"pod-security.kubernetes.io/enforce": "restricted"})
+	labels := map[string]string{"app": "locked"}
+	three := int32(3)
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "locked", Namespace: ns},
+		Spec: appsv1.DeploymentSpec{Replicas: &three, Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: lockedSpec(1000)}},
+	}
+	if _, err := cluster.Client.AppsV1().Deployments(ns).Create(ctx, d, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cluster.WaitDeployment(ctx, ns, "locked"); err != nil {
+		t.Fatal(err)
+	}
+	pods, err := cluster.Client.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=locked"})
+	if err != nil || len(pods.Items) != 3 {
+		t.Fatalf("pods: %d %v", len(pods.Items), err)
+	}
+	r := ephem(t, ns, "debug", "-l", "app=locked", "--image", cluster.Image("busybox"), "--", "true")
+	if r.Code != 77 || !strings.Contains(r.Stderr, "3 of 3 pods failed") || strings.Count(r.Stderr, "of the same ReplicaSet") != 2 {
+		t.Errorf("general profile over 3 replicas: exit %d %q, want 77, three refusals, two naming the shared preflight", r.Code, r.Stderr)
+	}
+	for _, p := range pods.Items {
+		if !strings.Contains(r.Stderr, "nothing was added to pod "+p.Name) {
+			t.Errorf("no refusal for pod %s in %q", p.Name, r.Stderr)
+		}
+		if names := ephemeralNames(t, ns, p.Name); len(names) != 0 {
+			t.Errorf("the refused preflight added %v to %s", names, p.Name)
+		}
+	}
+	out := mustEphem(t, ns, "debug", "-l", "app=locked", "--profile", "restricted", "--image", cluster.Image("busybox"), "--", "id", "-u")
+	for _, p := range pods.Items {
+		if !strings.Contains(out, "["+p.Name+"] 1000\n") {
+			t.Errorf("restricted profile: no uid 1000 from %s in %q", p.Name, out)
+		}
+	}
 }
