@@ -3,12 +3,12 @@ package kube
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
 
 	"github.com/ephem-dev/ephem/pkg/runtime"
 	"github.com/ephem-dev/ephem/pkg/spec"
 	corev1 "k8s.io/api/core/v1"
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
-	"k8s.io/apimachinery/pkg/util/strategicpatch"
 	"sigs.k8s.io/yaml"
 )
 
@@ -212,7 +212,7 @@ func applyCustom(ec *corev1.EphemeralContainer, custom []byte) error {
 	if err != nil {
 		return fmt.Errorf("encoding the container: %w", err)
 	}
-	merged, err := strategicpatch.StrategicMergePatch(orig, js, corev1.Container{})
+	merged, err := strategicMerge(orig, js, reflect.TypeFor[corev1.Container]())
 	if err != nil {
 		return fmt.Errorf("%w: --custom: merging: %w", runtime.ErrInvalidSpec, err)
 	}

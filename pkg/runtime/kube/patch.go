@@ -12,7 +12,6 @@ import (
 	authv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/util/strategicpatch"
 )
 
 // ErrDenied marks a change admission (PodSecurity, a webhook) refuses.
@@ -32,19 +31,11 @@ func (b *call) addContainer(ctx context.Context, p *corev1.Pod, ec *corev1.Ephem
 	return out, nil
 }
 
-// ephemeralPatch is the strategic merge patch adding ec, as kubectl makes it.
+// ephemeralPatch is the strategic merge patch adding ec to p's ephemeral
+// containers: the list merges by name, so the new one is appended (kubectl
+// sends the same, with a $setElementOrder that restates the order).
 func ephemeralPatch(p *corev1.Pod, ec *corev1.EphemeralContainer) ([]byte, error) {
-	orig, err := json.Marshal(p)
-	if err != nil {
-		return nil, fmt.Errorf("encoding pod %s: %w", p.Name, err)
-	}
-	debug := p.DeepCopy()
-	debug.Spec.EphemeralContainers = append(debug.Spec.EphemeralContainers, *ec)
-	mod, err := json.Marshal(debug)
-	if err != nil {
-		return nil, fmt.Errorf("encoding pod %s: %w", p.Name, err)
-	}
-	patch, err := strategicpatch.CreateTwoWayMergePatch(orig, mod, p)
+	patch, err := json.Marshal(map[string]any{"spec": map[string]any{"ephemeralContainers": []*corev1.EphemeralContainer{ec}}})
 	if err != nil {
 		return nil, fmt.Errorf("creating the patch for pod %s: %w", p.Name, err)
 	}
