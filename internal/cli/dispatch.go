@@ -65,7 +65,8 @@ func fullBuildHint(err error) error {
 }
 
 // findFullBuild returns the path of kubectl-ephem: next to this
-// executable, else on $PATH; "" if there is none, or it is this very file.
+// executable, else on $PATH; "" if there is none, it is this very file,
+// or, as root, one that another user could have written.
 func findFullBuild() string {
 	self, err := os.Executable()
 	if err != nil {
@@ -81,11 +82,22 @@ func findFullBuild() string {
 	}
 	for _, c := range candidates {
 		fi, err := os.Stat(c)
-		if err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 && !os.SameFile(fi, selfInfo) {
+		if err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 && !os.SameFile(fi, selfInfo) && trusted(fi) {
 			return c
 		}
 	}
 	return ""
+}
+
+// trusted reports whether this process may run the file fi: as root, only
+// a file root owns that no one else may write (ephem often runs as root;
+// a kubectl-ephem another user could replace would run as root too).
+func trusted(fi os.FileInfo) bool {
+	if os.Geteuid() != 0 {
+		return true
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return ok && st.Uid == 0 && fi.Mode().Perm()&0o022 == 0
 }
 
 // needsFullBuild reports whether args may need a backend that only the

@@ -17,7 +17,8 @@ import (
 // target itself; alone, it refuses a Kubernetes reference with exit 64
 // naming the forms it knows and kubectl-ephem; with kubectl-ephem beside
 // it, it hands every command line that may need Kubernetes to it (same
-// arguments, output and exit code) and keeps the others.
+// arguments, output and exit code) and keeps the others; as root, it runs
+// no kubectl-ephem that another user may write.
 func TestLocalOnlyBuild(t *testing.T) {
 	f := setup(t)
 	root, err := testimages.SourceDir()
@@ -85,6 +86,16 @@ func TestLocalOnlyBuild(t *testing.T) {
 		if !handed && r.ExitCode == 42 {
 			t.Errorf("ephem %q: exit 42 without handing over", tc.args)
 		}
+	}
+
+	// As root, a kubectl-ephem that others may write is not run.
+	_ = os.Remove(marker)
+	if err := os.Chmod(filepath.Join(dir, "kubectl-ephem"), 0o777); err != nil {
+		t.Fatal(err)
+	}
+	r = e2eutil.Ephem(t, bin, f.cache, time.Minute, "debug", "pod/web", "--", "true")
+	if _, err := os.Stat(marker); err == nil || r.ExitCode != 64 {
+		t.Errorf("a world-writable kubectl-ephem: handed over %v, exit %d %q; want it not run, 64", err == nil, r.ExitCode, r.Stderr)
 	}
 
 	// The real full build beside it: a Kubernetes command line ends as it
