@@ -77,9 +77,6 @@ type call struct {
 	// reviews, shared by the pods of a fan-out, asks the API server each
 	// access question once.
 	reviews *reviewCache
-	// preflights, shared by the pods of a fan-out, asks admission once for
-	// the pods of one controller (preflight.go).
-	preflights *preflightCache
 }
 
 var (

@@ -43,11 +43,12 @@ func (b *call) debugPod(ctx context.Context, p *corev1.Pod, containerName string
 			return b.session(ctx, p, name, c, streams)
 		}
 	}
-	// Ephemeral containers cannot be removed: ask first what would refuse.
-	if err := b.preflight(ctx, p, ec, c.Stdin); err != nil {
+	// Ephemeral containers cannot be removed: ask first whether the user
+	// can reach one.
+	if err := b.preflight(ctx, p, c.Stdin); err != nil {
 		return err
 	}
-	p, err = b.addContainer(ctx, p, ec, false)
+	p, err = b.addDebugContainer(ctx, p, ec)
 	if err != nil {
 		return err
 	}

@@ -37,7 +37,6 @@ func (b *call) fanOut(ctx context.Context, pods []*corev1.Pod, containerName str
 	var wg sync.WaitGroup
 	slots := make(chan struct{}, fanOutParallel)
 	reviews := &reviewCache{}
-	preflights := &preflightCache{}
 	for i, p := range pods {
 		wg.Add(1)
 		go func() {
@@ -51,7 +50,7 @@ func (b *call) fanOut(ctx context.Context, pods []*corev1.Pod, containerName str
 			}
 			out := &prefixWriter{w: streams.Out, mu: &mu, prefix: "[" + p.Name + "] "}
 			errOut := &prefixWriter{w: streams.Err, mu: &mu, prefix: "[" + p.Name + "] "}
-			sub := &call{Backend: b.Backend, opts: b.opts, namespace: b.namespace, reviews: reviews, preflights: preflights}
+			sub := &call{Backend: b.Backend, opts: b.opts, namespace: b.namespace, reviews: reviews}
 			sub.opts.Log = errOut
 			if err := sub.debugPod(ctx, p, containerName, c, session.Streams{In: streams.In, Out: out, Err: errOut}); err != nil {
 				errs[i] = &PodError{Pod: p.Name, Err: err}

@@ -214,7 +214,10 @@ func fakeWithPatch(err error, objs ...kruntime.Object) (*fake.Clientset, *[]stri
 	return cs, &calls
 }
 
-func TestPreflightErrors(t *testing.T) {
+// TestPatchRefusals: a patch the API server refuses is reported with its
+// fix and as having added nothing (the API server applies a patch whole or
+// not at all), after one request: no dry run first.
+func TestPatchRefusals(t *testing.T) {
 	gr := schema.GroupResource{Resource: "pods"}
 	tests := []struct {
 		name   string
@@ -236,11 +239,11 @@ func TestPreflightErrors(t *testing.T) {
 			b := NewForClient(Options{}, clientset{cs}, nil, "shop")
 			err := b.Debug(context.Background(), target.Ref{Scheme: "pod", Name: "web"},
 				spec.Container{Image: "busybox", SharePID: true}, testStreams())
-			if !errors.Is(err, tt.is) || !strings.Contains(err.Error(), tt.saying) {
-				t.Fatalf("error %v, want %v saying %q", err, tt.is, tt.saying)
+			if !errors.Is(err, tt.is) || !strings.Contains(err.Error(), tt.saying) || !strings.Contains(err.Error(), "nothing was added to pod web") {
+				t.Fatalf("error %v, want %v saying %q and that nothing was added", err, tt.is, tt.saying)
 			}
-			if diff := cmp.Diff([]string{"dry-run"}, *calls); diff != "" {
-				t.Errorf("only the dry run may reach the API server (-want +got):\n%s", diff)
+			if diff := cmp.Diff([]string{"patch"}, *calls); diff != "" {
+				t.Errorf("one patch, refused whole, and nothing else (-want +got):\n%s", diff)
 			}
 		})
 	}

@@ -2,77 +2,41 @@ package kube
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"sync"
 
+	"github.com/ephem-dev/ephem/pkg/runtime"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// preflight asks the API server what would refuse the container: RBAC for
-// the session (the access review), then admission (the dry-run patch). They
-// run one after the other, never side by side: a refused review sends
-// nothing that names the container (TestRBACAttachRefusedBeforeAnyChange),
-// and the review costs about 2 ms. In a fan-out, the pods of one
-// controller share one preflight (preflightCache).
-func (b *call) preflight(ctx context.Context, p *corev1.Pod, ec *corev1.EphemeralContainer, interactive bool) error {
-	ask := func() error {
-		if err := b.checkAccess(ctx, p.Namespace, interactive); err != nil {
-			return err
-		}
-		b.timer.Mark("access review")
-		if _, err := b.addContainer(ctx, p, ec, true); err != nil {
-			return fmt.Errorf("preflight (nothing was added to pod %s): %w", p.Name, err)
-		}
-		b.timer.Mark("dry run")
-		return nil
+// preflight asks the API server, before anything changes, whether the user
+// may reach the debug container once it is added: attach for -i, read its
+// logs otherwise (the access review, about 3 ms, asked once per fan-out).
+// Ephemeral containers cannot be removed, and a container the user cannot
+// reach would stay in the pod for nothing. What admission or RBAC think of
+// the container itself needs no question of its own: the patch is one
+// request, which the API server applies whole or refuses whole, so a
+// refused patch has added nothing (addDebugContainer).
+func (b *call) preflight(ctx context.Context, p *corev1.Pod, interactive bool) error {
+	if err := b.checkAccess(ctx, p.Namespace, interactive); err != nil {
+		return err
 	}
-	if b.preflights == nil {
-		return ask()
-	}
-	return b.preflights.check(p, ec, ask)
+	b.timer.Mark("access review")
+	return nil
 }
 
-// preflightCache holds the preflight of each group of a fan-out's pods
-// that admission sees alike: the pods of one controller (a ReplicaSet's,
-// a StatefulSet's...) share their template, so the same debug container
-// is admitted or refused in each. One dry run per group instead of one per
-// pod takes that many requests off an API server that thirty pods keep
-// busy; a pod of no controller has its own.
-type preflightCache struct {
-	mu     sync.Mutex
-	groups map[string]*preflightGroup
+// addDebugContainer patches ec into p; a refusal (admission, RBAC, an
+// invalid container) says that nothing was added.
+func (b *call) addDebugContainer(ctx context.Context, p *corev1.Pod, ec *corev1.EphemeralContainer) (*corev1.Pod, error) {
+	q, err := b.addContainer(ctx, p, ec, false)
+	if err != nil && refused(err) {
+		return nil, fmt.Errorf("refused (nothing was added to pod %s): %w", p.Name, err)
+	}
+	return q, err
 }
 
-// preflightGroup is one group's preflight, asked once.
-type preflightGroup struct {
-	once  sync.Once
-	asker string // the pod whose preflight it is
-	err   error
-}
-
-// check runs ask, or waits for the preflight of p's group and returns its
-// answer for p.
-func (c *preflightCache) check(p *corev1.Pod, ec *corev1.EphemeralContainer, ask func() error) error {
-	owner := metav1.GetControllerOf(p)
-	if owner == nil {
-		return ask()
-	}
-	key := p.Namespace + "/" + string(owner.UID) + "/" + ec.TargetContainerName
-	c.mu.Lock()
-	if c.groups == nil {
-		c.groups = map[string]*preflightGroup{}
-	}
-	g := c.groups[key]
-	if g == nil {
-		g = &preflightGroup{asker: p.Name}
-		c.groups[key] = g
-	}
-	c.mu.Unlock()
-	g.once.Do(func() { g.err = ask() })
-	if g.err == nil || g.asker == p.Name {
-		return g.err
-	}
-	return fmt.Errorf("preflight (nothing was added to pod %s; asked for pod %s, of the same %s %s): %w",
-		p.Name, g.asker, owner.Kind, owner.Name, g.err)
+// refused reports whether err is the API server's refusal of a patch,
+// rather than a patch whose fate is unknown (a lost connection).
+func refused(err error) bool {
+	return errors.Is(err, ErrDenied) || errors.Is(err, runtime.ErrPermission) || errors.Is(err, runtime.ErrInvalidSpec) || errors.Is(err, ErrDisabled)
 }
