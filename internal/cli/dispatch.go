@@ -38,7 +38,7 @@ const envHandedOver = "EPHEM_HANDED_OVER"
 // this build lacks a backend args may need. It returns when it does not
 // hand over, or cannot: then the command runs here.
 func handOver(root *cobra.Command, args []string) {
-	if _, full := target.Lookup(target.SchemePod); full || os.Getenv(envHandedOver) != "" || !needsFullBuild(root, args) {
+	if !localOnly() || os.Getenv(envHandedOver) != "" || !needsFullBuild(root, args) {
 		return
 	}
 	path := findFullBuild()
@@ -52,10 +52,16 @@ func handOver(root *cobra.Command, args []string) {
 	_ = syscall.Exec(path, append([]string{os.Args[0]}, args...), env) //nolint:gosec // G702: see above
 }
 
+// localOnly reports whether this build lacks the Kubernetes backend.
+func localOnly() bool {
+	_, kube := target.Lookup(target.SchemePod)
+	return !kube
+}
+
 // fullBuildHint adds to err, an unknown target form or flag in a build
 // without the Kubernetes backend, where that backend is.
 func fullBuildHint(err error) error {
-	if _, full := target.Lookup(target.SchemePod); full {
+	if !localOnly() {
 		return err
 	}
 	if errors.Is(err, target.ErrUnknownScheme) || strings.Contains(err.Error(), "unknown flag") || strings.Contains(err.Error(), "unknown shorthand flag") {
@@ -158,10 +164,7 @@ func lookupFlag(cmd *cobra.Command, name, short string) *pflag.Flag {
 			return f
 		}
 	}
-	if (name == "help" || short == "h") && cmd.Flags().Lookup("help") == nil {
-		return &pflag.Flag{Name: "help", NoOptDefVal: "true"} // cobra adds it at execution
-	}
-	return nil
+	return nil // cobra's own --help too: it adds that flag only when it runs
 }
 
 // operandsNeedFull reports whether verb's operands name a target of a
@@ -177,17 +180,13 @@ func operandsNeedFull(verb string, operands []string) bool {
 		return unknown(operands[0])
 	case verb == "cp":
 		for _, op := range operands {
-			if i := strings.Index(op, ":/"); i > 0 && !isLocalOperand(op) && unknown(op[:i]) {
+			if _, _, local := splitRemote(op); local {
+				continue
+			}
+			if i := strings.Index(op, ":/"); i > 0 && unknown(op[:i]) {
 				return true
 			}
 		}
 	}
 	return false
-}
-
-// isLocalOperand reports whether a cp operand is one this build can tell
-// is its own: a target it knows with a path.
-func isLocalOperand(op string) bool {
-	_, _, ok := splitRemote(op)
-	return ok
 }

@@ -148,15 +148,6 @@ func (c *ContainerdClient) Close() {
 	}
 }
 
-// call makes calls at once (one round trip) and makes each one's error a
-// gRPC status (grpcError).
-func (c *ContainerdClient) call(ctx context.Context, calls ...*h2Call) {
-	c.h2.batch(ctx, calls...)
-	for _, call := range calls {
-		call.err = grpcError(ctx, call.err)
-	}
-}
-
 // InitPID finds the container nameOrID in namespace ns (by ID, by its
 // nerdctl/name label, or by a unique ID prefix) and returns its full ID and
 // the host PID of its running task.
@@ -178,7 +169,7 @@ func (c *ContainerdClient) InitPID(ctx context.Context, ns, nameOrID string) (id
 		list = listCall(ns, nameOrID, true)
 		calls = append(calls, list)
 	}
-	c.call(ctx, calls...)
+	c.h2.batch(ctx, calls...)
 	if pid, err := c.taskAnswer(ns, nameOrID, get); !errors.Is(err, errNoTask) {
 		return nameOrID, pid, err
 	}
@@ -190,7 +181,7 @@ func (c *ContainerdClient) InitPID(ctx context.Context, ns, nameOrID string) (id
 		return "", 0, err
 	}
 	get = taskGetCall(ns, id)
-	c.call(ctx, get)
+	c.h2.batch(ctx, get)
 	pid, err = c.taskAnswer(ns, id, get)
 	if errors.Is(err, errNoTask) {
 		return "", 0, &notRunningError{ns: ns, id: id, state: "created, with no task",
@@ -206,7 +197,7 @@ func (c *ContainerdClient) Namespaces(ctx context.Context) ([]string, error) {
 	}
 	var nss ctrdNamespaces
 	call := &h2Call{method: namespaceListMethod, resp: &nss}
-	if c.call(ctx, call); call.err != nil {
+	if c.h2.batch(ctx, call); call.err != nil {
 		return nil, c.apiError(call.err)
 	}
 	return nss, nil
@@ -222,7 +213,7 @@ func (c *ContainerdClient) Containers(ctx context.Context, ns string) ([]Contain
 		return nil, err
 	}
 	list := listCall(ns, "", false)
-	if c.call(ctx, list); list.err != nil {
+	if c.h2.batch(ctx, list); list.err != nil {
 		return nil, c.apiError(list.err)
 	}
 	var out []ContainerdContainer
@@ -327,11 +318,11 @@ func listCall(ns, nameOrID string, filter bool) *h2Call {
 func (c *ContainerdClient) listing(ctx context.Context, ns, nameOrID string, list *h2Call) (listing, error) {
 	if list == nil {
 		list = listCall(ns, nameOrID, true)
-		c.call(ctx, list)
+		c.h2.batch(ctx, list)
 	}
 	if rpcCodeOf(list.err) == codeInvalidArgument {
 		list = listCall(ns, nameOrID, false)
-		c.call(ctx, list)
+		c.h2.batch(ctx, list)
 	}
 	if list.err != nil {
 		return listing{}, list.err

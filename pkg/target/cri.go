@@ -263,13 +263,13 @@ func (c *CRIClient) listPod(ctx context.Context, ns, pod string) (criContainerLi
 	if !named && versionCall.err == nil {
 		c.setName(version.runtimeName)
 	}
-	if err := grpcError(ctx, ctrs.err); err != nil {
-		return nil, nil, nil, c.apiError(err)
+	if ctrs.err != nil {
+		return nil, nil, nil, c.apiError(ctrs.err)
 	}
 	var sb *criSandbox
 	var sbErr error
-	if err := grpcError(ctx, sbs.err); err != nil {
-		sbErr = c.apiError(err)
+	if sbs.err != nil {
+		sbErr = c.apiError(sbs.err)
 	} else if sb, sbErr = c.readySandbox(sbList, ns, pod); sbErr != nil {
 		sb = nil
 	}

@@ -11,14 +11,14 @@ const (
 	criContainerStatus = criService + "ContainerStatus"
 )
 
-// h2Invoke calls method with req on h and returns its answer, or a gRPC
-// status error (grpcError), as a gRPC client's method does.
+// h2Invoke calls method with req on h and returns its answer, or its
+// gRPC status error (h2Client.call).
 func h2Invoke[T any, P interface {
 	*T
 	pbDecoder
 }](ctx context.Context, h *h2Client, method string, req []byte) (*T, error) {
 	out := P(new(T))
-	if err := grpcError(ctx, h.call(ctx, "", method, req, out)); err != nil {
+	if err := h.call(ctx, "", method, req, out); err != nil {
 		return nil, err
 	}
 	return out, nil

@@ -77,28 +77,19 @@ func (h *h2Client) close() {
 	h.first, h.conn = nil, nil
 }
 
-// h2Unary makes one unary call on a new connection to the socket at sock
-// (see h2Client.call).
-func h2Unary(ctx context.Context, sock, ns, method string, req []byte, resp pbDecoder) error {
-	h := newH2Client(sock, nil, maxUnaryAnswer)
-	defer h.close()
-	return h.call(ctx, ns, method, req, resp)
-}
-
-// maxUnaryAnswer bounds the answer of one call of h2Unary.
-const maxUnaryAnswer = 4 << 20
-
 // call calls method with req (in containerd namespace ns, if not empty)
-// and decodes the answer into resp. The server's answer, when it is not
-// OK, is a gRPC status error (serverAnswered); an error that is not one
-// says the call got no answer.
+// and decodes the answer into resp. An error is a gRPC status, as gRPC's
+// client gives it (grpcError): the server's when it answered
+// (serverAnswered), else Unavailable, DeadlineExceeded or Canceled
+// wrapping what happened.
 func (h *h2Client) call(ctx context.Context, ns, method string, req []byte, resp pbDecoder) error {
 	c := &h2Call{ns: ns, method: method, req: req, resp: resp}
 	h.batch(ctx, c)
 	return c.err
 }
 
-// batch makes calls at once and sets each one's answer or error.
+// batch makes calls at once (one round trip) and sets each one's answer
+// or error (see call).
 func (h *h2Client) batch(ctx context.Context, calls ...*h2Call) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -110,6 +101,7 @@ func (h *h2Client) batch(ctx context.Context, calls ...*h2Call) {
 		if c.err == nil {
 			c.err = c.decode(h.maxRecv)
 		}
+		c.err = grpcError(ctx, c.err)
 	}
 	if err != nil && h.conn != nil {
 		_ = h.conn.Close()

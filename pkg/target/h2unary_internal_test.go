@@ -48,6 +48,13 @@ func startH2Tasks(t *testing.T, procs map[string]*tasktypes.Process) string {
 	return sock
 }
 
+// h2Unary makes one unary call on a new connection to the socket at sock.
+func h2Unary(ctx context.Context, sock, ns, method string, req []byte, resp pbDecoder) error {
+	h := newH2Client(sock, nil, 4<<20)
+	defer h.close()
+	return h.call(ctx, ns, method, req, resp)
+}
+
 func TestH2Unary(t *testing.T) {
 	ctx := context.Background()
 	sock := startH2Tasks(t, map[string]*tasktypes.Process{
@@ -65,10 +72,10 @@ func TestH2Unary(t *testing.T) {
 	if rpcCodeOf(err) != codeUnimplemented {
 		t.Errorf("h2Unary(unknown method) = %v, want Unimplemented", err)
 	}
-	// No server: an error that is not a gRPC status (no answer).
+	// No server: no answer, so not a status the server gave.
 	err = h2Unary(ctx, filepath.Join(t.TempDir(), "none.sock"), "ns", taskGetMethod, ctrdIDReq(idA), &resp)
 	if serverAnswered(err) || err == nil {
-		t.Errorf("h2Unary on a missing socket = %v, want a non-status error", err)
+		t.Errorf("h2Unary on a missing socket = %v, want one the server did not give", err)
 	}
 	// A socket that does not speak HTTP/2: no answer either.
 	l, err := net.Listen("unix", filepath.Join(t.TempDir(), "junk.sock"))
@@ -84,7 +91,7 @@ func TestH2Unary(t *testing.T) {
 	}()
 	err = h2Unary(ctx, l.Addr().String(), "ns", taskGetMethod, ctrdIDReq(idA), &resp)
 	if serverAnswered(err) || err == nil {
-		t.Errorf("h2Unary on a socket that is not HTTP/2 = %v, want a non-status error", err)
+		t.Errorf("h2Unary on a socket that is not HTTP/2 = %v, want one the server did not give", err)
 	}
 }
 

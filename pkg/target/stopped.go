@@ -83,7 +83,7 @@ func (c *ContainerdClient) containerdStopped(ctx context.Context, nr *notRunning
 	}
 	var got ctrdContainerList
 	get := &h2Call{ns: nr.ns, method: containerGetMethod, req: ctrdIDReq(nr.id), resp: &got}
-	if c.call(ctx, get); get.err != nil {
+	if c.h2.batch(ctx, get); get.err != nil {
 		return Process{}, c.apiError(get.err)
 	}
 	if len(got) != 1 {
@@ -95,7 +95,7 @@ func (c *ContainerdClient) containerdStopped(ctx context.Context, nr *notRunning
 	}
 	var mounts ctrdMounts
 	mc := &h2Call{ns: nr.ns, method: snapshotMountsMethod, req: ctrdMountsReq(ctr.snapshotter, ctr.snapshotKey), resp: &mounts}
-	if c.call(ctx, mc); mc.err != nil {
+	if c.h2.batch(ctx, mc); mc.err != nil {
 		return Process{}, fmt.Errorf("%s is not running, and reading its snapshot: %w", desc, c.apiError(mc.err))
 	}
 	var layers []string

@@ -135,11 +135,7 @@ func (b *call) followToExit(ctx context.Context, p *corev1.Pod, name string, out
 	if e.err != nil {
 		return e.err
 	}
-	s, _ := containerStatus(e.p, name)
-	if code := int(s.State.Terminated.ExitCode); code != 0 {
-		return &runtime.ExitError{Code: code}
-	}
-	return nil
+	return exitOf(e.p, name)
 }
 
 // exitCode waits for the container to end and returns its code.
@@ -148,6 +144,11 @@ func (b *call) exitCode(ctx context.Context, p *corev1.Pod, name string) error {
 	if err != nil {
 		return err
 	}
+	return exitOf(p, name)
+}
+
+// exitOf is the exit code of terminated container name of p, as an error.
+func exitOf(p *corev1.Pod, name string) error {
 	s, _ := containerStatus(p, name)
 	if code := int(s.State.Terminated.ExitCode); code != 0 {
 		return &runtime.ExitError{Code: code}
