@@ -88,20 +88,27 @@ func findFullBuild() string {
 	}
 	for _, c := range candidates {
 		fi, err := os.Stat(c)
-		if err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 && !os.SameFile(fi, selfInfo) && trusted(fi) {
+		if err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 && !os.SameFile(fi, selfInfo) && trusted(c, fi) {
 			return c
 		}
 	}
 	return ""
 }
 
-// trusted reports whether this process may run the file fi: as root, only
-// a file root owns that no one else may write (ephem often runs as root;
-// a kubectl-ephem another user could replace would run as root too).
-func trusted(fi os.FileInfo) bool {
+// trusted reports whether this process may run the file fi at path: as
+// root, only a file root owns that no one else may write, in a directory
+// the same holds for (ephem often runs as root; a kubectl-ephem another
+// user could write or replace would run as root too).
+func trusted(path string, fi os.FileInfo) bool {
 	if os.Geteuid() != 0 {
 		return true
 	}
+	dir, err := os.Stat(filepath.Dir(path))
+	return err == nil && rootOnly(fi) && rootOnly(dir)
+}
+
+// rootOnly reports whether root owns fi and no one else may write it.
+func rootOnly(fi os.FileInfo) bool {
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	return ok && st.Uid == 0 && fi.Mode().Perm()&0o022 == 0
 }

@@ -2,7 +2,9 @@ package target
 
 import (
 	"errors"
+	"math/rand/v2"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -127,6 +129,46 @@ func TestPBMalformed(t *testing.T) {
 		var l ctrdContainerList
 		if err := l.decode(b); !errors.Is(err, errPBMalformed) {
 			t.Errorf("decoding %x = %v, want errPBMalformed", b, err)
+		}
+	}
+}
+
+// TestPBHostile: a runtime socket that answers garbage (random bytes, and
+// real answers cut or with one byte changed) makes every decoder return
+// or fail, never panic or read out of bounds; lengths are checked against
+// what is there before anything is allocated for them.
+func TestPBHostile(t *testing.T) {
+	real, err := proto.Marshal(&runtimeapi.ListContainersResponse{Containers: []*runtimeapi.Container{
+		{Id: idA, PodSandboxId: idB, Metadata: &runtimeapi.ContainerMetadata{Name: "app"}, Labels: map[string]string{"a": "b"}, CreatedAt: 7}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	decoders := func() []pbDecoder {
+		return []pbDecoder{&criVersion{}, &criContainerList{}, &criSandboxList{}, &criStatus{}, &ctrdProcess{},
+			&ctrdContainerList{}, &ctrdNamespaces{}, &ctrdMounts{}}
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	inputs := [][]byte{{0x0a, 0xff, 0xff, 0xff, 0xff, 0x0f}, {0x0a, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01}}
+	for range 3000 {
+		b := make([]byte, rng.IntN(64))
+		for i := range b {
+			b[i] = byte(rng.UintN(256))
+		}
+		inputs = append(inputs, b)
+		m := slices.Clone(real)
+		m[rng.IntN(len(m))] = byte(rng.UintN(256))
+		inputs = append(inputs, m, real[:rng.IntN(len(real))])
+	}
+	for _, in := range inputs {
+		for _, d := range decoders() {
+			func() {
+				defer func() {
+					if r := recover(); r != nil {
+						t.Fatalf("%T.decode(%x) panicked: %v", d, in, r)
+					}
+				}()
+				_ = d.decode(in)
+			}()
 		}
 	}
 }

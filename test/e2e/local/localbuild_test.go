@@ -88,15 +88,24 @@ func TestLocalOnlyBuild(t *testing.T) {
 		}
 	}
 
-	// As root, a kubectl-ephem that others may write is not run.
-	_ = os.Remove(marker)
-	if err := os.Chmod(filepath.Join(dir, "kubectl-ephem"), 0o777); err != nil {
-		t.Fatal(err)
+	// As root, a kubectl-ephem that others may write, or in a directory
+	// others may write, is not run.
+	for _, mode := range []struct {
+		path string
+		perm os.FileMode
+	}{{filepath.Join(dir, "kubectl-ephem"), 0o777}, {dir, 0o777}} {
+		_ = os.Chmod(filepath.Join(dir, "kubectl-ephem"), 0o755)
+		_ = os.Chmod(dir, 0o755)
+		if err := os.Chmod(mode.path, mode.perm); err != nil {
+			t.Fatal(err)
+		}
+		_ = os.Remove(marker)
+		r = e2eutil.Ephem(t, bin, f.cache, time.Minute, "debug", "pod/web", "--", "true")
+		if _, err := os.Stat(marker); err == nil || r.ExitCode != 64 {
+			t.Errorf("%s mode %o: handed over %v, exit %d %q; want kubectl-ephem not run, 64", mode.path, mode.perm, err == nil, r.ExitCode, r.Stderr)
+		}
 	}
-	r = e2eutil.Ephem(t, bin, f.cache, time.Minute, "debug", "pod/web", "--", "true")
-	if _, err := os.Stat(marker); err == nil || r.ExitCode != 64 {
-		t.Errorf("a world-writable kubectl-ephem: handed over %v, exit %d %q; want it not run, 64", err == nil, r.ExitCode, r.Stderr)
-	}
+	_ = os.Chmod(dir, 0o755)
 
 	// The real full build beside it: a Kubernetes command line ends as it
 	// does with the full build itself.
