@@ -138,7 +138,7 @@ func TestPBMalformed(t *testing.T) {
 // or fail, never panic or read out of bounds; lengths are checked against
 // what is there before anything is allocated for them.
 func TestPBHostile(t *testing.T) {
-	real, err := proto.Marshal(&runtimeapi.ListContainersResponse{Containers: []*runtimeapi.Container{
+	answer, err := proto.Marshal(&runtimeapi.ListContainersResponse{Containers: []*runtimeapi.Container{
 		{Id: idA, PodSandboxId: idB, Metadata: &runtimeapi.ContainerMetadata{Name: "app"}, Labels: map[string]string{"a": "b"}, CreatedAt: 7}}})
 	if err != nil {
 		t.Fatal(err)
@@ -155,9 +155,9 @@ func TestPBHostile(t *testing.T) {
 			b[i] = byte(rng.UintN(256))
 		}
 		inputs = append(inputs, b)
-		m := slices.Clone(real)
+		m := slices.Clone(answer)
 		m[rng.IntN(len(m))] = byte(rng.UintN(256))
-		inputs = append(inputs, m, real[:rng.IntN(len(real))])
+		inputs = append(inputs, m, answer[:rng.IntN(len(answer))])
 	}
 	for _, in := range inputs {
 		for _, d := range decoders() {
