@@ -66,6 +66,18 @@ pid_of() {
 	echo "$pid"
 }
 
+# started_alive NAME: whether the component this script just started is
+# still running. Not pid_of: for a moment after start_daemon, the process is
+# still the forked shell, whose command line does not name $D yet (pid_of
+# would call it gone: "kube-apiserver exited" with an empty log); and a pid
+# this script started seconds ago has not been reused.
+started_alive() {
+	local f="$D/run/$1.pid" state
+	[[ -f $f ]] || return 1
+	state="$(grep -s '^State:' "/proc/$(<"$f")/status")" || return 1
+	[[ $state != *zombie* ]]
+}
+
 # start_daemon NAME CMD... runs CMD detached, logging to $D/logs/NAME.log.
 start_daemon() {
 	local name="$1"
@@ -94,7 +106,7 @@ wait_until() {
 	local comp="$1" desc="$2" timeout="$3" start=$SECONDS
 	shift 3
 	until "$@" >/dev/null 2>&1; do
-		if [[ -n "$comp" ]] && ! pid_of "$comp" >/dev/null; then
+		if [[ -n "$comp" ]] && ! started_alive "$comp"; then
 			log "$comp exited; see $D/logs/$comp.log"
 			return 1
 		fi
