@@ -159,8 +159,23 @@ manifest() {
 	sed 's/^/  krew: /' <<<"$out"
 }
 
+# check_dce refuses a build in which a reachable reflect MethodByName (a
+# text/template executed, for one) stops the linker from dropping unused
+# methods: kubectl-ephem was a fifth larger for cobra's usage template, and
+# every MB of it is resident memory (internal/cli/help.go).
+check_dce() {
+	local tags methods
+	for tags in '' ephem_local; do
+		methods=$(GOFLAGS= go build -tags "$tags" -ldflags=-dumpdep -o /dev/null ./cmd/ephem 2>&1 |
+			grep -o '^[^ ]* <ReflectMethod>' | sort -u) || true
+		[ -z "$methods" ] || die "the build (tags '$tags') reaches reflect's MethodByName, which keeps every exported method in the binary: $methods"
+	done
+	echo "  dead code elimination: no reflect MethodByName reachable"
+}
+
 [ -f LICENSE ] || echo "release.sh: WARNING: there is no LICENSE file: the tarballs have none" >&2
 GOFLAGS= SOURCE_DATE_EPOCH=$SOURCE_DATE_EPOCH go run ./hack/man "$OUT/man" || die "writing the man pages"
+check_dce
 for arch in $ARCHES; do
 	build "$arch"
 	tarball "$arch"

@@ -1,36 +1,63 @@
 package cli
 
 import (
+	"fmt"
+	"io"
+	"strings"
+	"unicode"
+
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 )
 
-// usageTemplate is cobra's, with each backend's flags under their own
-// heading ("Kubernetes flags") after the flags every target has.
-const usageTemplate = `Usage:{{if .Runnable}}
-  {{.UseLine}}{{end}}{{if .HasAvailableSubCommands}}
-  {{.CommandPath}} [command]{{end}}{{if gt (len .Aliases) 0}}
+// usage writes c's usage: cobra's, with each backend's flags under their
+// own heading ("Kubernetes flags") after the flags every target has. It
+// is a function, not a template as cobra allows: executing a text/template
+// calls reflect's MethodByName, after which the linker must keep every
+// exported method of every type, which made kubectl-ephem a third larger
+// (and, since the binary's pages are mapped whole, its memory too).
+func usage(c *cobra.Command) error {
+	w := c.OutOrStderr()
+	var b strings.Builder
+	b.WriteString("Usage:")
+	if c.Runnable() {
+		b.WriteString("\n  " + c.UseLine())
+	}
+	if c.HasAvailableSubCommands() {
+		b.WriteString("\n  " + c.CommandPath() + " [command]")
+	}
+	if len(c.Aliases) > 0 {
+		b.WriteString("\n\nAliases:\n  " + c.NameAndAliases())
+	}
+	if c.HasExample() {
+		b.WriteString("\n\nExamples:\n" + c.Example)
+	}
+	if c.HasAvailableSubCommands() {
+		b.WriteString("\n\nAvailable Commands:")
+		for _, sub := range c.Commands() {
+			if sub.IsAvailableCommand() || sub.Name() == "help" {
+				fmt.Fprintf(&b, "\n  %-*s %s", sub.NamePadding(), sub.Name(), sub.Short)
+			}
+		}
+	}
+	if f := ungroupedFlags(c.LocalFlags()); f != "" {
+		b.WriteString("\n\nFlags:\n" + trimRight(f))
+	}
+	if f := ungroupedFlags(c.InheritedFlags()); f != "" {
+		b.WriteString("\n\nGlobal Flags:\n" + trimRight(f))
+	}
+	for _, g := range flagGroups(c) {
+		b.WriteString("\n\n" + g + ":\n" + trimRight(groupFlags(c, g)))
+	}
+	if c.HasAvailableSubCommands() {
+		b.WriteString("\n\nUse \"" + c.CommandPath() + " [command] --help\" for more information about a command.")
+	}
+	b.WriteString("\n")
+	_, err := io.WriteString(w, b.String())
+	return err
+}
 
-Aliases:
-  {{.NameAndAliases}}{{end}}{{if .HasExample}}
-
-Examples:
-{{.Example}}{{end}}{{if .HasAvailableSubCommands}}
-
-Available Commands:{{range .Commands}}{{if (or .IsAvailableCommand (eq .Name "help"))}}
-  {{rpad .Name .NamePadding }} {{.Short}}{{end}}{{end}}{{end}}{{with ungroupedFlags .LocalFlags}}
-
-Flags:
-{{. | trimTrailingWhitespaces}}{{end}}{{with ungroupedFlags .InheritedFlags}}
-
-Global Flags:
-{{. | trimTrailingWhitespaces}}{{end}}{{range $g := flagGroups .}}
-
-{{$g}}:
-{{groupFlags $ $g | trimTrailingWhitespaces}}{{end}}{{if .HasAvailableSubCommands}}
-
-Use "{{.CommandPath}} [command] --help" for more information about a command.{{end}}
-`
+func trimRight(s string) string { return strings.TrimRightFunc(s, unicode.IsSpace) }
 
 // The help headings of flags that are not a backend's: the debug image,
 // and ephem's own image cache on this host (local targets).
@@ -51,12 +78,6 @@ func setFlagGroup(fs *pflag.FlagSet, group string, names ...string) {
 		}
 		f.Annotations[annGroup] = []string{group}
 	}
-}
-
-func init() {
-	cobra.AddTemplateFunc("ungroupedFlags", ungroupedFlags)
-	cobra.AddTemplateFunc("flagGroups", flagGroups)
-	cobra.AddTemplateFunc("groupFlags", groupFlags)
 }
 
 // ungroupedFlags is the usage of fs's flags that belong to no backend group.

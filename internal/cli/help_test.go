@@ -128,3 +128,62 @@ func TestHelpFlagGroups(t *testing.T) {
 		}
 	}
 }
+
+// templateUsage is cobra's usage template with the flag groups, which
+// usage replaced (a template executed keeps every method in the binary).
+const templateUsage = `Usage:{{if .Runnable}}
+  {{.UseLine}}{{end}}{{if .HasAvailableSubCommands}}
+  {{.CommandPath}} [command]{{end}}{{if gt (len .Aliases) 0}}
+
+Aliases:
+  {{.NameAndAliases}}{{end}}{{if .HasExample}}
+
+Examples:
+{{.Example}}{{end}}{{if .HasAvailableSubCommands}}
+
+Available Commands:{{range .Commands}}{{if (or .IsAvailableCommand (eq .Name "help"))}}
+  {{rpad .Name .NamePadding }} {{.Short}}{{end}}{{end}}{{end}}{{with ungroupedFlags .LocalFlags}}
+
+Flags:
+{{. | trimTrailingWhitespaces}}{{end}}{{with ungroupedFlags .InheritedFlags}}
+
+Global Flags:
+{{. | trimTrailingWhitespaces}}{{end}}{{range $g := flagGroups .}}
+
+{{$g}}:
+{{groupFlags $ $g | trimTrailingWhitespaces}}{{end}}{{if .HasAvailableSubCommands}}
+
+Use "{{.CommandPath}} [command] --help" for more information about a command.{{end}}
+`
+
+// TestUsageMatchesTemplate: every command's usage is, byte for byte, what
+// the template it replaced printed.
+func TestUsageMatchesTemplate(t *testing.T) {
+	cobra.AddTemplateFunc("ungroupedFlags", ungroupedFlags)
+	cobra.AddTemplateFunc("flagGroups", flagGroups)
+	cobra.AddTemplateFunc("groupFlags", groupFlags)
+	root := NewRootCommand(&GlobalOptions{})
+	// Every command's Usage now executes the template (a command without
+	// a usage function of its own asks its parent's).
+	root.SetUsageFunc(nil)
+	root.SetUsageTemplate(templateUsage)
+	n := 0
+	walk(root, func(c *cobra.Command) {
+		var got, want bytes.Buffer
+		c.SetOut(&got)
+		if err := usage(c); err != nil {
+			t.Fatalf("%s: %v", c.CommandPath(), err)
+		}
+		c.SetOut(&want)
+		if err := c.Usage(); err != nil {
+			t.Fatalf("%s: template: %v", c.CommandPath(), err)
+		}
+		if got.String() != want.String() {
+			t.Errorf("%s: usage differs from the template's:\n--- got\n%s\n--- want\n%s", c.CommandPath(), got.String(), want.String())
+		}
+		n++
+	})
+	if n < 10 {
+		t.Fatalf("compared %d commands, want every one", n)
+	}
+}

@@ -69,7 +69,7 @@ at /proc/1/root. The target keeps running; nothing is installed in it.`,
 	g.backends = newBackendSet()
 	g.backends.addFlags(runtime.VerbGlobal, root.PersistentFlags())
 	g.audit.addFlags(root.PersistentFlags())
-	root.SetUsageTemplate(usageTemplate)
+	root.SetUsageFunc(usage)
 	root.AddCommand(newDebugCmd(g), newImagesCmd(g), newGCCmd(g), newVersionCmd(g), newLsCmd(g), newAttachCmd(g), newNSCmd(g), newCpCmd(g), newPortForwardCmd(g), newCaptureCmd(g), newAuditCmd(g), newConfigCmd(g))
 	registerCompletions(g, root)
 	return root
