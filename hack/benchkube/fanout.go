@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"sort"
+	"syscall"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -14,8 +16,9 @@ import (
 // runFanOut measures `ephem debug -l app=fan -- true` over pods replicas
 // of one Deployment against `ephem debug pod/ONE -- true` on one of them,
 // interleaved, and checks issue 10's target: the fan-out within 3x one
-// pod. Each run adds an ephemeral container to every pod it reaches.
-func runFanOut(ctx context.Context, b *bench, pods, runs int, stdout, stderr io.Writer) error {
+// pod. Each run adds an ephemeral container to every pod it reaches. With
+// base, the same two cases run with that binary too, in the same rounds.
+func runFanOut(ctx context.Context, b *bench, base string, pods, runs int, stdout, stderr io.Writer) error {
 	w, err := b.c.DeployNginxLike(ctx, b.ns, "fan")
 	if err != nil {
 		return err
@@ -33,22 +36,35 @@ func runFanOut(ctx context.Context, b *bench, pods, runs int, stdout, stderr io.
 	if _, err := b.c.WaitDeployment(ctx, b.ns, "fan"); err != nil {
 		return err
 	}
-	run := func(ref string) func(context.Context) error {
+	// Peak RSS per run, from the child's rusage: ephem hands a Kubernetes
+	// target over to kubectl-ephem by exec, and the kernel keeps the
+	// higher of the two images' peaks.
+	rss := make([][]float64, 4)
+	run := func(k int, bin, ref string) func(context.Context) error {
 		return func(ctx context.Context) error {
-			cmd := exec.CommandContext(ctx, b.ephem, "debug", "-q", "-n", b.ns, ref, "--image", b.c.Image("busybox"), "--", "true")
+			cmd := exec.CommandContext(ctx, bin, "debug", "-q", "-n", b.ns, ref, "--image", b.c.Image("busybox"), "--", "true")
 			cmd.Env = append(os.Environ(), "KUBECONFIG="+b.c.Kubeconfig)
 			if out, err := cmd.CombinedOutput(); err != nil {
 				return fmt.Errorf("%w: %s", err, out)
 			}
+			if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+				rss[k] = append(rss[k], float64(ru.Maxrss)/1000) // kB to MB
+			}
 			return nil
 		}
 	}
-	cases := []struct {
+	type fanCase struct {
 		name string
 		fn   func(context.Context) error
-	}{
-		{"ephem debug pod/P --image busybox -- true (one pod)", run("pod/" + w.Pod.Name)},
-		{fmt.Sprintf("ephem debug -l app=fan --image busybox -- true (%d pods)", pods), run("-l=app=fan")},
+	}
+	cases := []fanCase{
+		{"ephem debug pod/P --image busybox -- true (one pod)", run(0, b.ephem, "pod/"+w.Pod.Name)},
+		{fmt.Sprintf("ephem debug -l app=fan --image busybox -- true (%d pods)", pods), run(1, b.ephem, "-l=app=fan")},
+	}
+	if base != "" {
+		cases = append(cases,
+			fanCase{"ephem-base, one pod", run(2, base, "pod/"+w.Pod.Name)},
+			fanCase{fmt.Sprintf("ephem-base, %d pods", pods), run(3, base, "-l=app=fan")})
 	}
 	samples := make([][]time.Duration, len(cases))
 	for i := 0; i <= runs; i++ { // run 0 warms the image on the node and the connections
@@ -72,6 +88,17 @@ func runFanOut(ctx context.Context, b *bench, pods, runs int, stdout, stderr io.
 		names[j] = cs.name
 	}
 	med := printTable(stdout, names, samples)
+	fmt.Fprintf(stdout, "\n| case | peak RSS min | median | max |\n| --- | ---: | ---: | ---: |\n")
+	for j, name := range names {
+		r := rss[j][min(1, len(rss[j])):] // run 0 warms up
+		sort.Float64s(r)
+		if len(r) > 0 {
+			fmt.Fprintf(stdout, "| `%s` | %.1f MB | %.1f MB | %.1f MB |\n", name, r[0], r[len(r)/2], r[len(r)-1])
+		}
+	}
+	if base != "" {
+		fmt.Fprintf(stdout, "\nephem-base: %d pods / one pod (medians): %.2fx\n", pods, float64(med[3])/float64(med[2]))
+	}
 	ratio := float64(med[1]) / float64(med[0])
 	verdict := "PASS"
 	if ratio > 3 {

@@ -72,6 +72,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	runs := fs.Int("runs", 10, "timed runs per case (at least 10; 5 with -mode transfer)")
 	mode := fs.String("mode", "debug", "debug: ephem debug vs kubectl debug; shell: time to a shell (-it); output: time to the first byte; transfer: 200 MB through port-forward and cp; fanout: -l over -pods pods vs one pod")
 	pods := fs.Int("pods", 30, "-mode fanout: replicas to fan out over")
+	base := fs.String("ephem-base", "", "-mode fanout: a second ephem (say, of an earlier commit, with its kubectl-ephem beside it) timed in the same rounds")
 	prebuilt := fs.String("ephem", "", "the ephem binary to measure (default: the release's pair, ephem and kubectl-ephem, built from ./cmd/ephem)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -121,7 +122,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runTransfer(ctx, b, *runs, stdout, stderr)
 	}
 	if *mode == "fanout" {
-		return runFanOut(ctx, b, *pods, *runs, stdout, stderr)
+		return runFanOut(ctx, b, *base, *pods, *runs, stdout, stderr)
 	}
 	w, err := c.DeployDistroless(ctx, b.ns, "py-serv")
 	if err != nil {

@@ -77,6 +77,10 @@ type call struct {
 	// reviews, shared by the pods of a fan-out, asks the API server each
 	// access question once.
 	reviews *reviewCache
+	// listed is where resolvePods listed the pods of a selector from.
+	listed podListing
+	// hub, in a fan-out, is the one watch of all its pods.
+	hub *podHub
 }
 
 var (

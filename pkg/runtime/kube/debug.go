@@ -40,15 +40,21 @@ func (b *call) debugPod(ctx context.Context, p *corev1.Pod, containerName string
 	if b.opts.Reuse {
 		if name, ok := reusable(p, ec); ok {
 			fmt.Fprintf(b.opts.Log, "reusing debug container %s in pod %s\n", name, p.Name)
+			if b.hub != nil {
+				b.hub.expect(p.Name, name)
+			}
 			return b.session(ctx, p, name, c, streams)
 		}
+	}
+	if b.hub != nil {
+		b.hub.expect(p.Name, ec.Name)
 	}
 	// Ephemeral containers cannot be removed: ask first whether the user
 	// can reach one.
 	if err := b.preflight(ctx, p, c.Stdin); err != nil {
 		return err
 	}
-	p, err = b.addDebugContainer(ctx, p, ec)
+	p, err = b.addToPod(ctx, p, ec)
 	if err != nil {
 		return err
 	}

@@ -41,6 +41,7 @@ func (b *call) resolvePods(ctx context.Context, ref target.Ref) ([]*corev1.Pod, 
 	if err != nil {
 		return nil, b.getError(err, "pods", sel)
 	}
+	b.listed = podListing{selector: sel, resourceVersion: list.ResourceVersion}
 	var pods []*corev1.Pod
 	for i := range list.Items {
 		if list.Items[i].Status.Phase == corev1.PodRunning && list.Items[i].DeletionTimestamp == nil {

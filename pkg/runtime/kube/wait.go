@@ -75,6 +75,17 @@ func (b *call) waitUntil(ctx context.Context, p *corev1.Pod, name, what string, 
 	if done, err := check(p); done || err != nil {
 		return p, err
 	}
+	if b.hub != nil && b.hub.has(p.Name) {
+		q, err := b.hub.wait(ctx, p, check)
+		switch {
+		case errors.Is(err, errHubDown):
+			p = q // watch the pod itself from here
+		case err != nil && ctx.Err() != nil && !errors.Is(err, ErrImagePull):
+			return q, b.timeoutError(name, what, lastReason)
+		default:
+			return q, err
+		}
+	}
 	for {
 		w, err := b.client.WatchPods(ctx, p.Namespace, metav1.ListOptions{
 			FieldSelector:   fields.OneTermEqualSelector("metadata.name", p.Name).String(),

@@ -90,4 +90,26 @@ func TestEphemFanOut(t *testing.T) {
 	if r.Code != 3 || !strings.Contains(r.Stderr, "1 of 3 pods failed") {
 		t.Errorf("-l fan-out: exit %d %q, want 3 with one failure", r.Code, r.Stderr)
 	}
+
+	// A pod deleted during a fan-out (all of whose pods one watch follows)
+	// ends its own session, not the others'.
+	victim := pods.Items[1].Name
+	res := make(chan ephemResult, 1)
+	go func() {
+		res <- ephem(t, ns, "debug", "-l", "app=web", "--image", cluster.Image("busybox"), "--", "sh", "-c", "sleep 8; echo done")
+	}()
+	time.Sleep(3 * time.Second)
+	zero := int64(0)
+	if err := cluster.Client.CoreV1().Pods(ns).Delete(ctx, victim, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
+		t.Fatal(err)
+	}
+	r = <-res
+	if r.Code != 75 || !strings.Contains(r.Stderr, "pod "+victim+": ") || !strings.Contains(r.Stderr, "was deleted") || !strings.Contains(r.Stderr, "1 of 3 pods failed") {
+		t.Errorf("fan-out with %s deleted: exit %d\nstderr: %s, want 75 naming it deleted, one failure", victim, r.Code, r.Stderr)
+	}
+	for _, p := range pods.Items {
+		if p.Name != victim && !strings.Contains(r.Stdout, "["+p.Name+"] done\n") {
+			t.Errorf("fan-out with %s deleted: %s's session did not finish:\n%s", victim, p.Name, r.Stdout)
+		}
+	}
 }
