@@ -7,7 +7,8 @@ import (
 	"os"
 	"os/exec"
 	"sort"
-	"syscall"
+	"strconv"
+	"strings"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -36,20 +37,35 @@ func runFanOut(ctx context.Context, b *bench, base string, pods, runs int, stdou
 	if _, err := b.c.WaitDeployment(ctx, b.ns, "fan"); err != nil {
 		return err
 	}
-	// Peak RSS per run, from the child's rusage: ephem hands a Kubernetes
-	// target over to kubectl-ephem by exec, and the kernel keeps the
-	// higher of the two images' peaks.
+	// Peak RSS per run, from /usr/bin/time, which forks: a child that Go
+	// starts shares this process's memory until it executes, and the
+	// kernel counts that in its peak. ephem hands a Kubernetes target over
+	// to kubectl-ephem by exec, and the higher of the two images' peaks is
+	// kept.
+	rssFile, err := os.CreateTemp("", "benchkube-rss")
+	if err != nil {
+		return err
+	}
+	_ = rssFile.Close()
+	defer func() { _ = os.Remove(rssFile.Name()) }()
 	rss := make([][]float64, 4)
 	run := func(k int, bin, ref string) func(context.Context) error {
 		return func(ctx context.Context) error {
-			cmd := exec.CommandContext(ctx, bin, "debug", "-q", "-n", b.ns, ref, "--image", b.c.Image("busybox"), "--", "true")
+			cmd := exec.CommandContext(ctx, "/usr/bin/time", "-f", "%M", "-o", rssFile.Name(),
+				bin, "debug", "-q", "-n", b.ns, ref, "--image", b.c.Image("busybox"), "--", "true")
 			cmd.Env = append(os.Environ(), "KUBECONFIG="+b.c.Kubeconfig)
 			if out, err := cmd.CombinedOutput(); err != nil {
 				return fmt.Errorf("%w: %s", err, out)
 			}
-			if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
-				rss[k] = append(rss[k], float64(ru.Maxrss)/1000) // kB to MB
+			kb, err := os.ReadFile(rssFile.Name())
+			if err != nil {
+				return err
 			}
+			v, err := strconv.ParseFloat(strings.TrimSpace(string(kb)), 64)
+			if err != nil {
+				return fmt.Errorf("peak RSS: /usr/bin/time wrote %q", kb)
+			}
+			rss[k] = append(rss[k], v*1024/1e6) // KiB to MB
 			return nil
 		}
 	}

@@ -48,6 +48,9 @@ func (b *call) debugPod(ctx context.Context, p *corev1.Pod, containerName string
 	}
 	if b.hub != nil {
 		b.hub.expect(p.Name, ec.Name)
+		// From here the session needs the pod's name alone: let the
+		// decoded pod go while the patch waits its turn.
+		p = trimPod(p, nil)
 	}
 	// Ephemeral containers cannot be removed: ask first whether the user
 	// can reach one.
