@@ -103,9 +103,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		// As released: ephem, the local engine, hands a Kubernetes
 		// command line to kubectl-ephem beside it (internal/cli/dispatch.go).
 		fmt.Fprintln(stderr, "benchkube: building ephem and kubectl-ephem")
+		// With the release's flags (hack/release.sh): static, stripped;
+		// the peak RSS counts the binary's pages.
+		rel := []string{"-trimpath", "-ldflags", "-s -w -linkmode external -extldflags -static"}
 		for _, build := range [][]string{
-			{"build", "-tags", "ephem_local", "-o", b.ephem, "./cmd/ephem"},
-			{"build", "-o", filepath.Join(work, "kubectl-ephem"), "./cmd/ephem"},
+			append(append([]string{"build"}, rel...), "-tags", "static netgo osusergo ephem_local", "-o", b.ephem, "./cmd/ephem"),
+			append(append([]string{"build"}, rel...), "-tags", "static netgo osusergo", "-o", filepath.Join(work, "kubectl-ephem"), "./cmd/ephem"),
 		} {
 			if out, err := exec.CommandContext(ctx, "go", build...).CombinedOutput(); err != nil {
 				return fmt.Errorf("building ephem: %w: %s", err, out)

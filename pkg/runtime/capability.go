@@ -154,6 +154,22 @@ type NamespaceReport struct {
 	Root string `json:"root"`
 }
 
+// SeccompMode names the Seccomp field of /proc/PID/status: disabled,
+// strict, filter, or unknown when the kernel does not report it.
+func SeccompMode(field string) string {
+	switch field {
+	case "0":
+		return "disabled"
+	case "1":
+		return "strict"
+	case "2":
+		return "filter"
+	case "":
+		return "unknown"
+	}
+	return field
+}
+
 // Inspector reports a target's namespaces (ephem ns).
 type Inspector interface {
 	// Inspect returns what t runs in, and what a debug container beside it

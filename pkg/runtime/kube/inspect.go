@@ -74,7 +74,7 @@ func parseReport(s string) *runtime.NamespaceReport {
 			case "CapEff":
 				r.CapEff = v
 			case "Seccomp":
-				r.Seccomp = seccompMode(v)
+				r.Seccomp = runtime.SeccompMode(v)
 			}
 		case "cgroup":
 			if line != "" {
@@ -85,17 +85,4 @@ func parseReport(s string) *runtime.NamespaceReport {
 		}
 	}
 	return r
-}
-
-// seccompMode names /proc/PID/status's Seccomp field.
-func seccompMode(v string) string {
-	switch v {
-	case "0":
-		return "disabled"
-	case "1":
-		return "strict"
-	case "2":
-		return "filter"
-	}
-	return v
 }

@@ -51,7 +51,7 @@ func (e *Engine) Inspect(ctx context.Context, ref target.Ref) (*runtime.Namespac
 	}
 	fields := statusFields(status)
 	r.CapEff = fields["CapEff"]
-	r.Seccomp = seccompMode(fields["Seccomp"])
+	r.Seccomp = runtime.SeccompMode(fields["Seccomp"])
 	for name, dst := range map[string]*[]string{"uid_map": &r.UIDMap, "gid_map": &r.GIDMap, "cgroup": &r.Cgroup} {
 		b, err := readProc(proc.PID, name)
 		if err != nil {
@@ -137,21 +137,6 @@ func lines(b []byte, squeeze bool) []string {
 		}
 	}
 	return out
-}
-
-// seccompMode names /proc/PID/status's Seccomp field.
-func seccompMode(v string) string {
-	switch v {
-	case "0":
-		return "disabled"
-	case "1":
-		return "strict"
-	case "2":
-		return "filter"
-	case "":
-		return "unknown"
-	}
-	return v
 }
 
 // initOf returns the host PID of PID 1 in pid's PID namespace: pid itself

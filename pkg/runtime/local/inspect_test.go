@@ -4,6 +4,7 @@ import (
 	"os"
 	"testing"
 
+	"github.com/ephem-dev/ephem/pkg/runtime"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -22,7 +23,7 @@ func TestNamespaceOfSelf(t *testing.T) {
 
 func TestProcParsing(t *testing.T) {
 	f := statusFields([]byte("Name:\tserver\nCapEff:\t00000000a80425fb\nSeccomp:\t2\nNSpid:\t4242\t1\n"))
-	if f["CapEff"] != "00000000a80425fb" || seccompMode(f["Seccomp"]) != "filter" || f["NSpid"] != "4242\t1" {
+	if f["CapEff"] != "00000000a80425fb" || runtime.SeccompMode(f["Seccomp"]) != "filter" || f["NSpid"] != "4242\t1" {
 		t.Errorf("statusFields = %q", f)
 	}
 	if got := initOf(4242, f); got != 4242 {
@@ -33,8 +34,8 @@ func TestProcParsing(t *testing.T) {
 		t.Errorf("lines (-want +got):\n%s", diff)
 	}
 	for v, want := range map[string]string{"0": "disabled", "1": "strict", "": "unknown"} {
-		if got := seccompMode(v); got != want {
-			t.Errorf("seccompMode(%q) = %q, want %q", v, got, want)
+		if got := runtime.SeccompMode(v); got != want {
+			t.Errorf("runtime.SeccompMode(%q) = %q, want %q", v, got, want)
 		}
 	}
 }
