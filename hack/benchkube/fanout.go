@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -20,6 +22,19 @@ import (
 // pod. Each run adds an ephemeral container to every pod it reaches. With
 // base, the same two cases run with that binary too, in the same rounds.
 func runFanOut(ctx context.Context, b *bench, base string, pods, runs int, stdout, stderr io.Writer) error {
+	// Both pairs enter the page cache the same way (written by a copy), so
+	// that the binaries' resident pages compare.
+	ephem, err := stagePair(b.ephem)
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(filepath.Dir(ephem))
+	if base != "" {
+		if base, err = stagePair(base); err != nil {
+			return err
+		}
+		defer os.RemoveAll(filepath.Dir(base))
+	}
 	w, err := b.c.DeployNginxLike(ctx, b.ns, "fan")
 	if err != nil {
 		return err
@@ -49,13 +64,24 @@ func runFanOut(ctx context.Context, b *bench, base string, pods, runs int, stdou
 	_ = rssFile.Close()
 	defer func() { _ = os.Remove(rssFile.Name()) }()
 	rss := make([][]float64, 4)
+	anon := make([][]float64, 4)
 	run := func(k int, bin, ref string) func(context.Context) error {
 		return func(ctx context.Context) error {
 			cmd := exec.CommandContext(ctx, "/usr/bin/time", "-f", "%M", "-o", rssFile.Name(),
 				bin, "debug", "-q", "-n", b.ns, ref, "--image", b.c.Image("busybox"), "--", "true")
 			cmd.Env = append(os.Environ(), "KUBECONFIG="+b.c.Kubeconfig)
-			if out, err := cmd.CombinedOutput(); err != nil {
-				return fmt.Errorf("%w: %s", err, out)
+			var out bytes.Buffer
+			cmd.Stdout, cmd.Stderr = &out, &out
+			if err := cmd.Start(); err != nil {
+				return err
+			}
+			done := make(chan struct{})
+			peak := anonPeak(cmd.Process.Pid, done)
+			err := cmd.Wait()
+			close(done)
+			anon[k] = append(anon[k], <-peak)
+			if err != nil {
+				return fmt.Errorf("%w: %s", err, out.Bytes())
 			}
 			kb, err := os.ReadFile(rssFile.Name())
 			if err != nil {
@@ -74,8 +100,8 @@ func runFanOut(ctx context.Context, b *bench, base string, pods, runs int, stdou
 		fn   func(context.Context) error
 	}
 	cases := []fanCase{
-		{"ephem debug pod/P --image busybox -- true (one pod)", run(0, b.ephem, "pod/"+w.Pod.Name)},
-		{fmt.Sprintf("ephem debug -l app=fan --image busybox -- true (%d pods)", pods), run(1, b.ephem, "-l=app=fan")},
+		{"ephem debug pod/P --image busybox -- true (one pod)", run(0, ephem, "pod/"+w.Pod.Name)},
+		{fmt.Sprintf("ephem debug -l app=fan --image busybox -- true (%d pods)", pods), run(1, ephem, "-l=app=fan")},
 	}
 	if base != "" {
 		cases = append(cases,
@@ -104,12 +130,15 @@ func runFanOut(ctx context.Context, b *bench, base string, pods, runs int, stdou
 		names[j] = cs.name
 	}
 	med := printTable(stdout, names, samples)
-	fmt.Fprintf(stdout, "\n| case | peak RSS min | median | max |\n| --- | ---: | ---: | ---: |\n")
+	fmt.Fprintf(stdout, "\n| case | peak RSS min | median | max | anonymous peak min | median | max |\n| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 	for j, name := range names {
 		r := rss[j][min(1, len(rss[j])):] // run 0 warms up
+		a := anon[j][min(1, len(anon[j])):]
 		sort.Float64s(r)
-		if len(r) > 0 {
-			fmt.Fprintf(stdout, "| `%s` | %.1f MB | %.1f MB | %.1f MB |\n", name, r[0], r[len(r)/2], r[len(r)-1])
+		sort.Float64s(a)
+		if len(r) > 0 && len(a) > 0 {
+			fmt.Fprintf(stdout, "| `%s` | %.1f MB | %.1f MB | %.1f MB | %.1f MB | %.1f MB | %.1f MB |\n",
+				name, r[0], r[len(r)/2], r[len(r)-1], a[0], a[len(a)/2], a[len(a)-1])
 		}
 	}
 	if base != "" {
@@ -122,4 +151,33 @@ func runFanOut(ctx context.Context, b *bench, base string, pods, runs int, stdou
 	}
 	fmt.Fprintf(stdout, "\n%d pods / one pod (medians): %.2fx (target <= 3x): %s\n", pods, ratio, verdict)
 	return nil
+}
+
+// stagePair copies bin and the kubectl-ephem beside it, if any, into a new
+// directory and returns the copy of bin.
+func stagePair(bin string) (string, error) {
+	dir, err := os.MkdirTemp("", "benchkube-bin")
+	if err != nil {
+		return "", err
+	}
+	for _, src := range []string{bin, filepath.Join(filepath.Dir(bin), "kubectl-ephem")} {
+		in, err := os.Open(src)
+		if os.IsNotExist(err) && src != bin {
+			continue
+		} else if err != nil {
+			return "", err
+		}
+		out, err := os.OpenFile(filepath.Join(dir, filepath.Base(src)), os.O_CREATE|os.O_WRONLY, 0o755)
+		if err == nil {
+			_, err = io.Copy(out, in)
+			if cerr := out.Close(); err == nil {
+				err = cerr
+			}
+		}
+		_ = in.Close()
+		if err != nil {
+			return "", err
+		}
+	}
+	return filepath.Join(dir, filepath.Base(bin)), nil
 }
