@@ -3,11 +3,9 @@ package kube
 import (
 	"context"
 	"errors"
-	"fmt"
 	"sync"
 	"time"
 
-	"github.com/ephem-dev/ephem/pkg/runtime"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
@@ -19,8 +17,8 @@ type podListing struct {
 	selector, resourceVersion string
 }
 
-// errHubDown says the shared watch could not be (re)established; its
-// waiters fall back to a watch of their own pod.
+// errHubDown says the shared watch could not be (re)established, or the
+// pod left it: the waiter falls back to a watch of its own pod.
 var errHubDown = errors.New("the shared pod watch is down")
 
 // podHub is one watch of a fan-out's pods shared by their sessions. Each
@@ -47,9 +45,12 @@ type podHub struct {
 
 // hubPod is one pod's latest state and the channel closed when it changes.
 type hubPod struct {
-	p       *corev1.Pod // trimmed to want; nil until the first event
-	want    map[string]bool
-	gone    bool
+	p    *corev1.Pod // trimmed to want; nil until the first event
+	want map[string]bool
+	// lost says the pod left the watch: deleted, or relabelled out of the
+	// selector (taking a pod out of a Service is done so). Its session
+	// watches the pod itself from then on, which tells the two apart.
+	lost    bool
 	changed chan struct{}
 }
 
@@ -118,10 +119,9 @@ func (h *podHub) run(ctx context.Context, rv string) {
 				h.update(&l.Items[i])
 			}
 			h.mu.Lock()
-			for n, hp := range h.pods {
-				if !present[n] && !hp.gone {
-					hp.gone = true
-					close(hp.changed)
+			for n := range h.pods {
+				if !present[n] {
+					h.lose(n)
 				}
 			}
 			h.mu.Unlock()
@@ -150,10 +150,7 @@ func (h *podHub) drain(ctx context.Context, w watch.Interface, rv string) (strin
 				continue
 			case ev.Type == watch.Deleted:
 				h.mu.Lock()
-				if hp := h.pods[p.Name]; hp != nil && !hp.gone {
-					hp.gone = true
-					close(hp.changed)
-				}
+				h.lose(p.Name)
 				h.mu.Unlock()
 			default:
 				h.update(p)
@@ -168,12 +165,20 @@ func (h *podHub) update(p *corev1.Pod) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	hp := h.pods[p.Name]
-	if hp == nil || hp.gone {
+	if hp == nil || hp.lost {
 		return
 	}
 	hp.p = trimPod(p, hp.want)
 	close(hp.changed)
 	hp.changed = make(chan struct{})
+}
+
+// lose marks pod name lost and wakes its waiter; h.mu is held.
+func (h *podHub) lose(name string) {
+	if hp := h.pods[name]; hp != nil && !hp.lost {
+		hp.lost = true
+		close(hp.changed)
+	}
 }
 
 // fail marks the hub down and wakes every waiter.
@@ -182,7 +187,7 @@ func (h *podHub) fail() {
 	defer h.mu.Unlock()
 	h.down = true
 	for _, hp := range h.pods {
-		if !hp.gone {
+		if !hp.lost {
 			close(hp.changed)
 			hp.changed = make(chan struct{})
 		}
@@ -208,18 +213,20 @@ func (h *podHub) has(name string) bool {
 }
 
 // wait calls check on each new state of p's pod until it says done or
-// fails. It returns errHubDown, with the last pod, once the hub is down.
+// fails. It returns errHubDown, with the last pod, once the hub is down or
+// the pod left its watch: the caller watches the pod itself from there.
 func (h *podHub) wait(ctx context.Context, p *corev1.Pod, check func(*corev1.Pod) (bool, error)) (*corev1.Pod, error) {
 	var seen *corev1.Pod
 	for {
 		h.mu.Lock()
 		hp := h.pods[p.Name]
-		q, gone, down, changed := hp.p, hp.gone, h.down, hp.changed
+		q, lost, down, changed := hp.p, hp.lost, h.down, hp.changed
 		h.mu.Unlock()
 		switch {
-		case gone:
-			return p, fmt.Errorf("%w: pod %s was deleted", runtime.ErrTargetGone, p.Name)
-		case down:
+		case lost || down:
+			if seen != nil {
+				p = seen
+			}
 			return p, errHubDown
 		case q != nil && q != seen:
 			seen = q

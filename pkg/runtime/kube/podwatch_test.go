@@ -24,7 +24,7 @@ type hubClient struct {
 	clientset
 	shared     chan *watch.FakeWatcher
 	failShared bool
-	perPod     map[string][]*corev1.Pod
+	perPod     map[string][]*corev1.Pod // a nil state is a deletion
 	sharedN    atomic.Int32
 	podN       atomic.Int32
 }
@@ -52,6 +52,10 @@ func (c *hubClient) WatchPods(ctx context.Context, _ string, opts metav1.ListOpt
 	}
 	go func() {
 		for _, s := range states {
+			if s == nil {
+				w.Delete(testPod("gone"))
+				continue
+			}
 			w.Modify(s)
 		}
 	}()
@@ -160,14 +164,15 @@ func TestPodHubFallsBackToPodWatches(t *testing.T) {
 	}
 }
 
-func TestPodHubRelistsAndSeesDeletion(t *testing.T) {
+func TestPodHubRelistsAndHandsOverLostPods(t *testing.T) {
 	// After an error event (the resource version expired), the hub lists
-	// again: pod a has ended meanwhile, pod b is gone.
+	// again: pod a has ended meanwhile; pod b is no longer in the list,
+	// and its session watches it alone, which sees its deletion.
 	cs := fake.NewClientset(debugged("a", exited))
 	cs.PrependReactor("list", "pods", func(k8stesting.Action) (bool, kruntime.Object, error) {
 		return true, &corev1.PodList{ListMeta: metav1.ListMeta{ResourceVersion: "9"}, Items: []corev1.Pod{*debugged("a", exited)}}, nil
 	})
-	c := &hubClient{clientset: clientset{cs}, shared: make(chan *watch.FakeWatcher, 2)}
+	c := &hubClient{clientset: clientset{cs}, shared: make(chan *watch.FakeWatcher, 2), perPod: map[string][]*corev1.Pod{"b": {nil}}}
 	w1, w2 := watch.NewFake(), watch.NewFake()
 	c.shared <- w1
 	c.shared <- w2
@@ -178,18 +183,29 @@ func TestPodHubRelistsAndSeesDeletion(t *testing.T) {
 		t.Errorf("pod a: %v, want its exit code from the new list", errs[0])
 	}
 	if !errors.Is(errs[1], runtime.ErrTargetGone) {
-		t.Errorf("pod b: %v, want ErrTargetGone", errs[1])
+		t.Errorf("pod b: %v, want ErrTargetGone from its own watch", errs[1])
 	}
-	if n := c.sharedN.Load(); n != 2 {
-		t.Errorf("%d shared watches, want 2 (one after the list)", n)
+	if s, p := c.sharedN.Load(), c.podN.Load(); s != 2 || p != 1 {
+		t.Errorf("%d shared and %d per-pod watches, want 2 (one after the list) and 1 (pod b's)", s, p)
 	}
+}
 
-	// A deleted pod ends its session at once.
-	c = &hubClient{clientset: clientset{fake.NewClientset()}, shared: make(chan *watch.FakeWatcher, 1)}
+func TestPodHubRelabelledPodRunsOn(t *testing.T) {
+	// Taking a pod out of its Service by relabelling it makes it leave a
+	// label-selector watch as if deleted: its session goes on, on a watch
+	// of its own.
+	c := &hubClient{clientset: clientset{fake.NewClientset()}, shared: make(chan *watch.FakeWatcher, 1),
+		perPod: map[string][]*corev1.Pod{"a": {debugged("a", exited)}}}
 	w := watch.NewFake()
 	c.shared <- w
-	_, errs = waitAll(t, c, []string{"a"}, func() { w.Delete(debugged("a", runState)) })
-	if !errors.Is(errs[0], runtime.ErrTargetGone) {
-		t.Errorf("deleted pod: %v, want ErrTargetGone", errs[0])
+	pods, errs := waitAll(t, c, []string{"a"}, func() {
+		w.Modify(debugged("a", runState))
+		w.Delete(debugged("a", runState))
+	})
+	if errs[0] != nil || exitOf(pods[0], "dbg-a") == nil {
+		t.Errorf("relabelled pod: %v, want its exit code", errs[0])
+	}
+	if p := c.podN.Load(); p != 1 {
+		t.Errorf("%d per-pod watches, want 1", p)
 	}
 }

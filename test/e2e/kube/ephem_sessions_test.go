@@ -9,6 +9,7 @@ import (
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // TestEphemSessions: detach from an interactive debugger, list it, attach
@@ -92,8 +93,9 @@ func TestEphemFanOut(t *testing.T) {
 	}
 
 	// A pod deleted during a fan-out (all of whose pods one watch follows)
-	// ends its own session, not the others'.
-	victim := pods.Items[1].Name
+	// ends its own session, not the others'; a pod relabelled out of the
+	// selector (out of its Service) leaves that watch too, but runs on.
+	victim, relabelled := pods.Items[1].Name, pods.Items[2].Name
 	res := make(chan ephemResult, 1)
 	go func() {
 		res <- ephem(t, ns, "debug", "-l", "app=web", "--image", cluster.Image("busybox"), "--", "sh", "-c", "sleep 8; echo done")
@@ -101,6 +103,10 @@ func TestEphemFanOut(t *testing.T) {
 	time.Sleep(3 * time.Second)
 	zero := int64(0)
 	if err := cluster.Client.CoreV1().Pods(ns).Delete(ctx, victim, metav1.DeleteOptions{GracePeriodSeconds: &zero}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cluster.Client.CoreV1().Pods(ns).Patch(ctx, relabelled, types.MergePatchType,
+		[]byte(`{"metadata":{"labels":{"app":"quarantine"}}}`), metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	r = <-res
