@@ -95,10 +95,15 @@ func (b *call) helperFor(ctx context.Context, ref target.Ref, verb, profileName 
 	if err := b.checkExec(ctx, p.Namespace); err != nil {
 		return nil, err
 	}
+	// The API server applies a patch whole or refuses it whole: each
+	// candidate is patched for real, the next tried when admission refuses
+	// one, and nothing is left of a refused one (no dry run first: it
+	// could only say what the patch says, a round trip later).
 	for i, ec := range candidates {
-		_, err = b.addContainer(ctx, p, ec, true)
+		var q *corev1.Pod
+		q, err = b.addContainer(ctx, p, ec, false)
 		if err == nil {
-			return b.startHelper(ctx, p, ec)
+			return b.startHelper(ctx, q, ec)
 		}
 		if !errors.Is(err, ErrDenied) || i == len(candidates)-1 {
 			break
@@ -108,7 +113,10 @@ func (b *call) helperFor(ctx context.Context, ref target.Ref, verb, profileName 
 		return nil, fmt.Errorf("%w: %s needs a helper debug container with the %s profile, which admission refuses in namespace %s (nothing was added): %s",
 			runtime.ErrPermission, verb, profileName, p.Namespace, admissionReason(err))
 	}
-	return nil, fmt.Errorf("preflight (nothing was added to pod %s): %w", p.Name, err)
+	if refused(err) {
+		return nil, fmt.Errorf("refused (nothing was added to pod %s): %w", p.Name, err)
+	}
+	return nil, err
 }
 
 // admissionReason is the part of a refusal that says what admission
@@ -121,16 +129,13 @@ func admissionReason(err error) string {
 	return msg
 }
 
-// startHelper adds ec, which the preflight admitted, to p and waits until
-// commands can run in it.
+// startHelper waits until commands can run in ec, just added to p (the
+// patch's answer).
 func (b *call) startHelper(ctx context.Context, p *corev1.Pod, ec *corev1.EphemeralContainer) (*helper, error) {
-	p, err := b.addContainer(ctx, p, ec, false)
-	if err != nil {
-		return nil, err
-	}
 	fmt.Fprintf(b.opts.Log, "added helper debug container %s (%s) to pod %s (target %s); later cp, ns and capture reuse it\n",
 		ec.Name, ec.Image, p.Name, ec.TargetContainerName)
-	if p, err = b.waitFor(ctx, p, ec.Name, "running", running); err != nil {
+	p, err := b.waitFor(ctx, p, ec.Name, "running", running)
+	if err != nil {
 		return nil, err
 	}
 	if s, _ := containerStatus(p, ec.Name); s.State.Terminated != nil {

@@ -243,7 +243,7 @@ func TestHelperBaselineFallback(t *testing.T) {
 	if !errors.Is(err, runtime.ErrTimeout) {
 		t.Fatalf("error %v, want the fake's timeout after the patch", err)
 	}
-	if diff := cmp.Diff([]string{"general", "baseline", "baseline"}, calls); diff != "" {
+	if diff := cmp.Diff([]string{"general", "baseline"}, calls); diff != "" {
 		t.Errorf("patches (-want +got):\n%s", diff)
 	}
 	p, _ := cs.CoreV1().Pods("shop").Get(context.Background(), "web", metav1.GetOptions{})
@@ -263,7 +263,11 @@ func TestCaptureRefusedByAdmission(t *testing.T) {
 		!strings.Contains(err.Error(), "violates PodSecurity") || strings.Contains(err.Error(), "--profile") {
 		t.Fatalf("error %v, want ErrPermission saying capture needs netadmin", err)
 	}
-	if diff := cmp.Diff([]string{"dry-run"}, *calls); diff != "" {
+	if diff := cmp.Diff([]string{"patch"}, *calls); diff != "" {
 		t.Errorf("patch calls (-want +got):\n%s", diff)
+	}
+	p, _ := cs.CoreV1().Pods("shop").Get(context.Background(), "web", metav1.GetOptions{})
+	if len(p.Spec.EphemeralContainers) != 0 {
+		t.Errorf("ephemeral containers %+v, want none", p.Spec.EphemeralContainers)
 	}
 }
