@@ -50,7 +50,8 @@ func (b *call) fanOut(ctx context.Context, pods []*corev1.Pod, containerName str
 	}
 	// Each session owns its pod, and the list's copy is emptied: the pods
 	// share the list's array, which would keep every decoded pod alive
-	// until the last session ends. A session drops its pod once patched.
+	// until the last session ends. A session drops its pod once it has
+	// built its container (debugPod).
 	owned := make([]*corev1.Pod, len(pods))
 	for i := range pods {
 		owned[i] = new(corev1.Pod)
