@@ -32,7 +32,7 @@ type Client interface {
 	CreatePod(ctx context.Context, p *corev1.Pod) (*corev1.Pod, error)
 	DeletePod(ctx context.Context, ns, name string) error
 	// PatchEphemeralContainers patches the pods/ephemeralcontainers subresource.
-	PatchEphemeralContainers(ctx context.Context, ns, name string, patch []byte, dryRun bool) (*corev1.Pod, error)
+	PatchEphemeralContainers(ctx context.Context, ns, name string, patch []byte) (*corev1.Pod, error)
 	PodLogs(ctx context.Context, ns, name string, opts *corev1.PodLogOptions) (io.ReadCloser, error)
 	// AttachURL is the pods/attach URL for a streaming executor.
 	AttachURL(ns, name string, opts *corev1.PodAttachOptions) *url.URL
@@ -127,14 +127,10 @@ func (c *restClient) DeletePod(ctx context.Context, ns, name string) error {
 		Body(&metav1.DeleteOptions{GracePeriodSeconds: &zero}).Do(ctx).Error()
 }
 
-func (c *restClient) PatchEphemeralContainers(ctx context.Context, ns, name string, patch []byte, dryRun bool) (*corev1.Pod, error) {
-	opts := &metav1.PatchOptions{}
-	if dryRun {
-		opts.DryRun = []string{metav1.DryRunAll}
-	}
+func (c *restClient) PatchEphemeralContainers(ctx context.Context, ns, name string, patch []byte) (*corev1.Pod, error) {
 	out := &corev1.Pod{}
 	return out, c.core.Patch(types.StrategicMergePatchType).Namespace(ns).Resource("pods").Name(name).
-		SubResource("ephemeralcontainers").VersionedParams(opts, kubeCodecs().parameterCodec).Body(patch).Do(ctx).Into(out)
+		SubResource("ephemeralcontainers").Body(patch).Do(ctx).Into(out)
 }
 
 func (c *restClient) PodLogs(ctx context.Context, ns, name string, opts *corev1.PodLogOptions) (io.ReadCloser, error) {

@@ -38,12 +38,8 @@ func (c clientset) DeletePod(ctx context.Context, ns, name string) error {
 	return c.cs.CoreV1().Pods(ns).Delete(ctx, name, metav1.DeleteOptions{})
 }
 
-func (c clientset) PatchEphemeralContainers(ctx context.Context, ns, name string, patch []byte, dryRun bool) (*corev1.Pod, error) {
-	opts := metav1.PatchOptions{}
-	if dryRun {
-		opts.DryRun = []string{metav1.DryRunAll}
-	}
-	return c.cs.CoreV1().Pods(ns).Patch(ctx, name, types.StrategicMergePatchType, patch, opts, "ephemeralcontainers")
+func (c clientset) PatchEphemeralContainers(ctx context.Context, ns, name string, patch []byte) (*corev1.Pod, error) {
+	return c.cs.CoreV1().Pods(ns).Patch(ctx, name, types.StrategicMergePatchType, patch, metav1.PatchOptions{}, "ephemeralcontainers")
 }
 
 func (c clientset) PodLogs(ctx context.Context, ns, name string, opts *corev1.PodLogOptions) (io.ReadCloser, error) {

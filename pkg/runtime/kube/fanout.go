@@ -95,7 +95,7 @@ func (b *call) fanOut(ctx context.Context, pods []*corev1.Pod, containerName str
 	return errors.Join(errs...)
 }
 
-// addToPod is addDebugContainer for debugPod. In a fan-out, at most
+// addToPod is addContainer for debugPod. In a fan-out, at most
 // fanOutPatches patches are in flight, and of each answer only what the
 // session reads is kept: the answer is the whole pod, every ephemeral
 // container and managed field of it, and 30 of them decoded at once
@@ -103,7 +103,7 @@ func (b *call) fanOut(ctx context.Context, pods []*corev1.Pod, containerName str
 // anyway.
 func (b *call) addToPod(ctx context.Context, p *corev1.Pod, ec *corev1.EphemeralContainer) (*corev1.Pod, error) {
 	if b.hub == nil {
-		return b.addDebugContainer(ctx, p, ec)
+		return b.addContainer(ctx, p, ec)
 	}
 	select {
 	case b.hub.patches <- struct{}{}:
@@ -111,7 +111,7 @@ func (b *call) addToPod(ctx context.Context, p *corev1.Pod, ec *corev1.Ephemeral
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	q, err := b.addDebugContainer(ctx, p, ec)
+	q, err := b.addContainer(ctx, p, ec)
 	if err != nil {
 		return nil, err
 	}

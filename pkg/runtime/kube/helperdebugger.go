@@ -101,7 +101,7 @@ func (b *call) helperFor(ctx context.Context, ref target.Ref, verb, profileName 
 	// could only say what the patch says, a round trip later).
 	for i, ec := range candidates {
 		var q *corev1.Pod
-		q, err = b.addContainer(ctx, p, ec, false)
+		q, err = b.addContainer(ctx, p, ec)
 		if err == nil {
 			return b.startHelper(ctx, q, ec)
 		}
@@ -112,9 +112,6 @@ func (b *call) helperFor(ctx context.Context, ref target.Ref, verb, profileName 
 	if errors.Is(err, ErrDenied) && profileName != "" {
 		return nil, fmt.Errorf("%w: %s needs a helper debug container with the %s profile, which admission refuses in namespace %s (nothing was added): %s",
 			runtime.ErrPermission, verb, profileName, p.Namespace, admissionReason(err))
-	}
-	if refused(err) {
-		return nil, fmt.Errorf("refused (nothing was added to pod %s): %w", p.Name, err)
 	}
 	return nil, err
 }

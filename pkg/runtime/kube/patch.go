@@ -17,16 +17,22 @@ import (
 // ErrDenied marks a change admission (PodSecurity, a webhook) refuses.
 var ErrDenied = fmt.Errorf("%w: refused by admission", runtime.ErrPermission)
 
-// addContainer patches ec into p's ephemeral containers. With dryRun the
-// API server runs admission and authorization but changes nothing.
-func (b *call) addContainer(ctx context.Context, p *corev1.Pod, ec *corev1.EphemeralContainer, dryRun bool) (*corev1.Pod, error) {
+// addContainer patches ec into p's ephemeral containers and returns the
+// pod the API server answers with. The API server applies the patch whole
+// or refuses it whole: a refusal (admission, RBAC, an invalid container)
+// says that nothing was added.
+func (b *call) addContainer(ctx context.Context, p *corev1.Pod, ec *corev1.EphemeralContainer) (*corev1.Pod, error) {
 	patch, err := ephemeralPatch(p, ec)
 	if err != nil {
 		return nil, err
 	}
-	out, err := b.client.PatchEphemeralContainers(ctx, p.Namespace, p.Name, patch, dryRun)
+	out, err := b.client.PatchEphemeralContainers(ctx, p.Namespace, p.Name, patch)
 	if err != nil {
-		return nil, b.patchError(err, p, ec)
+		err = b.patchError(err, p, ec)
+		if refused(err) {
+			return nil, fmt.Errorf("refused (nothing was added to pod %s): %w", p.Name, err)
+		}
+		return nil, err
 	}
 	return out, nil
 }

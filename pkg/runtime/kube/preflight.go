@@ -3,7 +3,6 @@ package kube
 import (
 	"context"
 	"errors"
-	"fmt"
 
 	"github.com/ephem-dev/ephem/pkg/runtime"
 	corev1 "k8s.io/api/core/v1"
@@ -16,23 +15,13 @@ import (
 // reach would stay in the pod for nothing. What admission or RBAC think of
 // the container itself needs no question of its own: the patch is one
 // request, which the API server applies whole or refuses whole, so a
-// refused patch has added nothing (addDebugContainer).
+// refused patch has added nothing (addContainer).
 func (b *call) preflight(ctx context.Context, p *corev1.Pod, interactive bool) error {
 	if err := b.checkAccess(ctx, p.Namespace, interactive); err != nil {
 		return err
 	}
 	b.timer.Mark("access review")
 	return nil
-}
-
-// addDebugContainer patches ec into p; a refusal (admission, RBAC, an
-// invalid container) says that nothing was added.
-func (b *call) addDebugContainer(ctx context.Context, p *corev1.Pod, ec *corev1.EphemeralContainer) (*corev1.Pod, error) {
-	q, err := b.addContainer(ctx, p, ec, false)
-	if err != nil && refused(err) {
-		return nil, fmt.Errorf("refused (nothing was added to pod %s): %w", p.Name, err)
-	}
-	return q, err
 }
 
 // refused reports whether err is the API server's refusal of a patch,
