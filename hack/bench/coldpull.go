@@ -66,6 +66,8 @@ type coldSample struct {
 	layers string   // ephem's "pull layers:" line
 }
 
+func (s coldSample) wallTime() time.Duration { return s.wall }
+
 // coldImage is one pushed image.
 type coldImage struct {
 	name       string // "busybox" or "large"

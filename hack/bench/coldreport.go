@@ -23,14 +23,14 @@ func writeColdReport(w io.Writer, o options, cases []coldCase, samples map[strin
 	fmt.Fprintln(&b, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
 	med := map[string]time.Duration{}
 	for _, c := range cases {
-		med[c.name] = summarise(coldWalls(samples[c.name])).median
+		med[c.name] = summarise(wallsOf(samples[c.name])).median
 	}
 	for _, c := range cases {
 		ss := samples[c.name]
 		if len(ss) == 0 {
 			continue
 		}
-		st := summarise(coldWalls(ss))
+		st := summarise(wallsOf(ss))
 		cpus := make([]time.Duration, len(ss))
 		var rss int64
 		for i, s := range ss {
@@ -74,14 +74,6 @@ func writeColdReport(w io.Writer, o options, cases []coldCase, samples map[strin
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
-}
-
-func coldWalls(ss []coldSample) []time.Duration {
-	ds := make([]time.Duration, len(ss))
-	for i, s := range ss {
-		ds[i] = s.wall
-	}
-	return ds
 }
 
 // medianSample returns the sample of median wall time.

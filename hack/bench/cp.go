@@ -52,6 +52,8 @@ type cpSample struct {
 	maxRSS int64 // KiB
 }
 
+func (s cpSample) wallTime() time.Duration { return s.wall }
+
 // runCp runs the cp mode and prints its report on stdout.
 func runCp(ctx context.Context, o options, stdout, stderr io.Writer) (err error) {
 	var undo []func()
@@ -196,13 +198,13 @@ func writeCpReport(w io.Writer, o options, cases []benchCase, samples map[string
 		o.cpMB, o.runs, time.Now().UTC().Format("2006-01-02 15:04 MST"), kernel(), runtime.NumCPU(), runtime.Version(), host, load0, load1)
 	fmt.Fprintln(&b, "| case | command | min | median | p90 | MiB/s (median) | peak RSS | median / floor |")
 	fmt.Fprintln(&b, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-	floor := summarise(walls(samples[caseCpFloor])).median
+	floor := summarise(wallsOf(samples[caseCpFloor])).median
 	for _, c := range cases {
 		ss := samples[c.name]
 		if len(ss) == 0 {
 			continue
 		}
-		st := summarise(walls(ss))
+		st := summarise(wallsOf(ss))
 		var rss int64
 		for _, s := range ss {
 			rss = max(rss, s.maxRSS)
@@ -216,12 +218,4 @@ func writeCpReport(w io.Writer, o options, cases []benchCase, samples map[string
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
-}
-
-func walls(ss []cpSample) []time.Duration {
-	ds := make([]time.Duration, len(ss))
-	for i, s := range ss {
-		ds[i] = s.wall
-	}
-	return ds
 }

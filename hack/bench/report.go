@@ -10,6 +10,15 @@ import (
 	"time"
 )
 
+// wallsOf is the wall time of each of a case's samples.
+func wallsOf[S interface{ wallTime() time.Duration }](ss []S) []time.Duration {
+	ds := make([]time.Duration, len(ss))
+	for i, s := range ss {
+		ds[i] = s.wallTime()
+	}
+	return ds
+}
+
 // stats summarises the samples of one case.
 type stats struct {
 	n                int
