@@ -18,9 +18,9 @@
 #
 # The build is reproducible: the same commit gives the same bytes (-trimpath,
 # an empty build ID, the commit's time as the build date, tarballs with fixed
-# owners, modes and mtimes in sorted order, gzip -n). The binaries are static:
-# cgo with glibc's static libraries (amd64) or Debian's cross compiler
-# (arm64: apt install gcc-aarch64-linux-gnu libc6-dev-arm64-cross). A static
+# owners, modes and mtimes in sorted order, gzip -n). The binaries are static,
+# linked against musl (hack/build.sh says why and how: Debian's musl-dev,
+# the host's gcc for amd64, gcc-aarch64-linux-gnu for arm64). A static
 # binary cannot dlopen the host's libpcap, so it is built with the tag
 # "static": "ephem capture" filters use pkg/pcap's built-in compiler (a
 # subset of tcpdump's syntax) rather than libpcap's.
@@ -39,7 +39,6 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 export PATH=$PATH:/usr/local/go/bin
-PKG=github.com/ephem-dev/ephem/internal/buildinfo
 
 die() {
 	echo "release.sh: $1" >&2
@@ -94,30 +93,14 @@ ARCHES=${ARCHES:-amd64 arm64}
 RELEASE_URL=${RELEASE_URL:-https://github.com/ephem-dev/ephem/releases/download/$VERSION}
 echo "release.sh: ephem $VERSION ($COMMIT, $DATE) for ${ARCHES// /, } into $OUT"
 
-# build ARCH writes the static binary for linux/ARCH into OUT/linux-ARCH.
+# build ARCH writes the static binaries for linux/ARCH into OUT/linux-ARCH
+# (hack/build.sh: musl, stripped; ephem is the local engine alone, which
+# hands a command line that may need Kubernetes to kubectl-ephem, the build
+# with every backend: internal/cli/dispatch.go).
 build() {
-	local arch=$1 cc
-	case $arch in
-	amd64) cc=gcc ;;
-	arm64) cc=aarch64-linux-gnu-gcc ;;
-	*) die "unsupported architecture $arch (amd64 or arm64)" 64 ;;
-	esac
-	command -v "$cc" >/dev/null || die "$cc is missing (apt install gcc libc6-dev gcc-aarch64-linux-gnu libc6-dev-arm64-cross)" 69
-	mkdir -p "$OUT/linux-$arch"
-	# netgo and osusergo: no glibc NSS, which a static binary cannot load;
-	# static: no dlopen of libpcap (see pkg/pcap).
-	# ephem is the local engine alone (tag ephem_local): it starts faster
-	# and holds less, and hands a command line that may need Kubernetes to
-	# kubectl-ephem, the build with every backend (internal/cli/dispatch.go).
-	local bin tags
+	local arch=$1 bin kind
+	VERSION=$VERSION COMMIT=$COMMIT DATE=$DATE hack/build.sh "$OUT/linux-$arch" "$arch" || die "building linux-$arch"
 	for bin in ephem kubectl-ephem; do
-		tags='static netgo osusergo'
-		[ "$bin" = kubectl-ephem ] || tags="$tags ephem_local"
-		CGO_ENABLED=1 GOOS=linux GOARCH=$arch CC=$cc CGO_CFLAGS="-O2 -g0" GOFLAGS= \
-			go build -trimpath -buildvcs=false -tags "$tags" \
-			-ldflags "-buildid= -s -w -linkmode external -extldflags '-static -Wl,--build-id=none' -X $PKG.version=$VERSION -X $PKG.commit=$COMMIT -X $PKG.date=$DATE" \
-			-o "$OUT/linux-$arch/$bin" ./cmd/ephem
-		local kind
 		kind=$(file -b "$OUT/linux-$arch/$bin")
 		[[ $kind == *"statically linked"* ]] || die "linux-$arch/$bin is not statically linked: $kind"
 		echo "  linux-$arch/$bin: $(du -h "$OUT/linux-$arch/$bin" | cut -f1), $kind"

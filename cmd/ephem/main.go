@@ -4,10 +4,10 @@ package main
 import (
 	"context"
 	"os"
-	"os/signal"
 	"syscall"
 
 	"github.com/ephem-dev/ephem/internal/cli"
+	"github.com/ephem-dev/ephem/internal/signalctx"
 	_ "github.com/ephem-dev/ephem/pkg/runtime/backends" // every backend
 	"github.com/ephem-dev/ephem/pkg/runtime/local/nsenter"
 )
@@ -19,7 +19,9 @@ func main() {
 	if nsenter.IsInit() {
 		nsenter.Init()
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// Interrupt and SIGTERM cancel ctx, once a command that must clean
+	// up has armed it (internal/cli: every command but those that only print).
+	ctx, stop := signalctx.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	code := cli.Execute(ctx, os.Args[1:], cli.Streams{In: os.Stdin, Out: os.Stdout, Err: os.Stderr})
 	stop()
 	os.Exit(code)

@@ -100,10 +100,9 @@ func runColdPull(ctx context.Context, o options, stdout, stderr io.Writer) (err 
 	undo = append(undo, func() { _ = os.RemoveAll(work) })
 	ephem := o.ephem
 	if ephem == "" {
-		logf(stderr, "building ephem")
-		ephem = filepath.Join(work, "ephem")
-		if err := command(ctx, nil, "go", "build", "-tags", releaseTags, "-o", ephem, "./cmd/ephem"); err != nil {
-			return fmt.Errorf("building ephem (run from the repository root): %w", err)
+		logf(stderr, "building ephem (hack/build.sh)")
+		if ephem, _, err = e2eutil.BuildRelease(ctx, filepath.Join(work, "release")); err != nil {
+			return err
 		}
 	}
 	bb, err := testimages.Busybox(ctx, testimages.DefaultCacheDir())

@@ -70,10 +70,9 @@ func runCp(ctx context.Context, o options, stdout, stderr io.Writer) (err error)
 	undo = append(undo, func() { _ = os.RemoveAll(work) })
 	env := &benchEnv{ephem: o.ephem, ephemCache: filepath.Join(work, "cache")}
 	if env.ephem == "" {
-		logf(stderr, "building ephem")
-		env.ephem = filepath.Join(work, "ephem")
-		if err := command(ctx, nil, "go", "build", "-tags", releaseTags, "-o", env.ephem, "./cmd/ephem"); err != nil {
-			return fmt.Errorf("building ephem (run from the repository root): %w", err)
+		logf(stderr, "building ephem (hack/build.sh)")
+		if env.ephem, _, err = e2eutil.BuildRelease(ctx, filepath.Join(work, "release")); err != nil {
+			return err
 		}
 	}
 	if err := env.setUpDocker(ctx, work, &undo, stderr); err != nil {

@@ -81,7 +81,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs.IntVar(&o.runs, "runs", 15, "timed runs of each case (at least 10)")
 	fs.IntVar(&o.largeMB, "large-mb", 500, "size of the large image in MiB (0: skip the large image)")
-	fs.StringVar(&o.ephem, "ephem", "", "ephem binary (default: the release's ephem, go build -tags ephem_local ./cmd/ephem)")
+	fs.StringVar(&o.ephem, "ephem", "", "ephem binary (default: the release's ephem, built by hack/build.sh)")
 	fs.StringVar(&o.base, "ephem-base", "", "a second ephem binary (say, of an earlier commit) timed as the case ephem-base, interleaved with the others")
 	fs.BoolVar(&o.docker, "docker", true, "also measure docker run (starts hack/dockerd.sh's daemon)")
 	fs.StringVar(&o.workDir, "work", "/var/tmp", "directory for the registry and ephem's cache (needs overlayfs support)")
@@ -104,10 +104,6 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	}
 	return o, nil
 }
-
-// releaseTags are the build tags of the release's ephem: the local engine
-// alone, which hands Kubernetes to kubectl-ephem (hack/release.sh).
-const releaseTags = "ephem_local"
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	o, err := parseFlags(args, stderr)
@@ -220,10 +216,9 @@ func setUp(ctx context.Context, o options, stderr io.Writer) (env *benchEnv, cle
 	}
 	undo = append(undo, func() { _ = os.RemoveAll(work) })
 	if env.ephem == "" {
-		logf(stderr, "building ephem")
-		env.ephem = filepath.Join(work, "ephem")
-		if err := command(ctx, nil, "go", "build", "-tags", releaseTags, "-o", env.ephem, "./cmd/ephem"); err != nil {
-			return nil, cleanup, fmt.Errorf("building ephem (run from the repository root): %w", err)
+		logf(stderr, "building ephem (hack/build.sh)")
+		if env.ephem, _, err = e2eutil.BuildRelease(ctx, filepath.Join(work, "release")); err != nil {
+			return nil, cleanup, err
 		}
 	}
 	env.goEmpty = filepath.Join(work, "go-empty")

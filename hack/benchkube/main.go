@@ -43,6 +43,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ephem-dev/ephem/internal/e2eutil"
 	"github.com/ephem-dev/ephem/test/e2e/kube"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -102,17 +103,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	} else {
 		// As released: ephem, the local engine, hands a Kubernetes
 		// command line to kubectl-ephem beside it (internal/cli/dispatch.go).
-		fmt.Fprintln(stderr, "benchkube: building ephem and kubectl-ephem")
-		// With the release's flags (hack/release.sh): static, stripped;
-		// the peak RSS counts the binary's pages.
-		rel := []string{"-trimpath", "-ldflags", "-s -w -linkmode external -extldflags -static"}
-		for _, build := range [][]string{
-			append(append([]string{"build"}, rel...), "-tags", "static netgo osusergo ephem_local", "-o", b.ephem, "./cmd/ephem"),
-			append(append([]string{"build"}, rel...), "-tags", "static netgo osusergo", "-o", filepath.Join(work, "kubectl-ephem"), "./cmd/ephem"),
-		} {
-			if out, err := exec.CommandContext(ctx, "go", build...).CombinedOutput(); err != nil {
-				return fmt.Errorf("building ephem: %w: %s", err, out)
-			}
+		// As released (hack/build.sh): static, stripped; the peak RSS
+		// counts the binary's pages.
+		fmt.Fprintln(stderr, "benchkube: building ephem and kubectl-ephem (hack/build.sh)")
+		if b.ephem, _, err = e2eutil.BuildRelease(ctx, work); err != nil {
+			return err
 		}
 	}
 	if b.ns, err = c.CreateNamespace(ctx, "benchkube", nil); err != nil {

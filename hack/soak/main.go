@@ -114,9 +114,9 @@ func setUp(ctx context.Context, o options, stderr io.Writer) (env *soakEnv, clea
 	undo = append(undo, func() { _ = os.RemoveAll(work) })
 	env = &soakEnv{ephem: o.ephem, work: work, warmCache: filepath.Join(work, "warm")}
 	if env.ephem == "" {
-		env.ephem = filepath.Join(work, "ephem")
-		if out, err := exec.CommandContext(ctx, "go", "build", "-o", env.ephem, "./cmd/ephem").CombinedOutput(); err != nil {
-			return nil, cleanup, fmt.Errorf("building ephem (run from the repository root): %w: %s", err, out)
+		// The release's ephem (hack/build.sh), as users run it.
+		if env.ephem, _, err = e2eutil.BuildRelease(ctx, filepath.Join(work, "release")); err != nil {
+			return nil, cleanup, err
 		}
 	}
 	image, _, stopRegistry, err := testimages.ServeBusybox(ctx, filepath.Join(work, "registry"))

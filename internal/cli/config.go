@@ -37,10 +37,10 @@ var configFlags = []struct {
 	{key: config.KeyRecordDir, flag: "record-dir"},
 }
 
-// needsNoConfig says whether cmd runs without reading the configuration
-// files, so that a malformed one leaves version, help and completion
-// working.
-func needsNoConfig(cmd *cobra.Command) bool {
+// printsOnly says whether cmd only prints (version, help, completion):
+// it runs without reading the configuration files, so that a malformed one
+// leaves them working, and without catching signals (Ctrl-C ends it).
+func printsOnly(cmd *cobra.Command) bool {
 	for c := cmd; c != nil; c = c.Parent() {
 		switch c.Name() {
 		case "version", "help", "completion", cobra.ShellCompRequestCmd, cobra.ShellCompNoDescRequestCmd:
@@ -54,7 +54,7 @@ func needsNoConfig(cmd *cobra.Command) bool {
 // flags from them: a flag the command line gives, or whose environment
 // variable is set, keeps its value.
 func (g *GlobalOptions) loadConfig(cmd *cobra.Command) error {
-	if needsNoConfig(cmd) {
+	if printsOnly(cmd) {
 		return nil
 	}
 	c, err := config.Load(configPaths())

@@ -18,6 +18,9 @@ import (
 // (and, since the binary's pages are mapped whole, its memory too).
 func usage(c *cobra.Command) error {
 	w := c.OutOrStderr()
+	// The parents' persistent flags count in UseLine's "[flags]" once
+	// merged into c's, which the template's first flag query did.
+	c.InheritedFlags()
 	var b strings.Builder
 	b.WriteString("Usage:")
 	if c.Runnable() {

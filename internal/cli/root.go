@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/ephem-dev/ephem/internal/signalctx"
 	"github.com/ephem-dev/ephem/pkg/config"
 	"github.com/ephem-dev/ephem/pkg/image"
 	"github.com/ephem-dev/ephem/pkg/runtime"
@@ -51,8 +52,16 @@ where the target has its own) and, by default, its PID namespace, so
 at /proc/1/root. The target keeps running; nothing is installed in it.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
-		// Flags not given take their defaults from the config files.
-		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error { return g.loadConfig(cmd) },
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if printsOnly(cmd) {
+				return nil
+			}
+			// Ctrl-C and SIGTERM cancel the command's context from here
+			// on, before it acquires anything it must release.
+			signalctx.Arm(cmd.Context())
+			// Flags not given take their defaults from the config files.
+			return g.loadConfig(cmd)
+		},
 	}
 	// Installed as kubectl-ephem, ephem is the kubectl plugin "kubectl ephem".
 	if filepath.Base(os.Args[0]) == "kubectl-ephem" {
@@ -71,7 +80,6 @@ at /proc/1/root. The target keeps running; nothing is installed in it.`,
 	g.audit.addFlags(root.PersistentFlags())
 	root.SetUsageFunc(usage)
 	root.AddCommand(newDebugCmd(g), newImagesCmd(g), newGCCmd(g), newVersionCmd(g), newLsCmd(g), newAttachCmd(g), newNSCmd(g), newCpCmd(g), newPortForwardCmd(g), newCaptureCmd(g), newAuditCmd(g), newConfigCmd(g))
-	registerCompletions(g, root)
 	return root
 }
 
@@ -79,6 +87,11 @@ at /proc/1/root. The target keeps running; nothing is installed in it.`,
 func Execute(ctx context.Context, args []string, streams Streams) int {
 	g := &GlobalOptions{Streams: streams}
 	root := NewRootCommand(g)
+	if len(args) > 0 && (args[0] == cobra.ShellCompRequestCmd || args[0] == cobra.ShellCompNoDescRequestCmd) {
+		// Only the shells' completion requests call the completion
+		// functions: setting them walks every command's flags.
+		registerCompletions(g, root)
+	}
 	handOver(root, args)
 	root.SetArgs(args)
 	root.SetIn(streams.In)

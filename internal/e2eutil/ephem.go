@@ -62,3 +62,23 @@ func Ephem(t testing.TB, bin, cacheDir string, timeout time.Duration, args ...st
 	}
 	return r
 }
+
+// BuildRelease builds ephem's two binaries as released (hack/build.sh:
+// static, stripped, linked against musl) into dir and returns their paths:
+// ephem, the local engine, and kubectl-ephem beside it, with every backend.
+func BuildRelease(ctx context.Context, dir string) (ephem, kubectlEphem string, err error) {
+	root, err := RepoRoot()
+	if err != nil {
+		return "", "", err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	r, err := Run(ctx, nil, "bash", filepath.Join(root, "hack", "build.sh"), dir)
+	if err == nil && r.ExitCode != 0 {
+		err = fmt.Errorf("exit %d: %s", r.ExitCode, r.Stderr)
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("building the release's ephem (hack/build.sh): %w", err)
+	}
+	return filepath.Join(dir, "ephem"), filepath.Join(dir, "kubectl-ephem"), nil
+}

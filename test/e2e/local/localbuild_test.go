@@ -9,36 +9,39 @@ import (
 	"time"
 
 	"github.com/ephem-dev/ephem/internal/e2eutil"
-	"github.com/ephem-dev/ephem/internal/testimages"
 )
 
-// TestLocalOnlyBuild: ephem built with the tag ephem_local (the release's
-// ephem: the local engine alone, about half the size) debugs a local
-// target itself; alone, it refuses a Kubernetes reference with exit 64
-// naming the forms it knows and kubectl-ephem; with kubectl-ephem beside
-// it, it hands every command line that may need Kubernetes to it (same
-// arguments, output and exit code) and keeps the others; as root, it runs
-// no kubectl-ephem that another user may write.
+// TestLocalOnlyBuild: ephem as released (hack/build.sh: static, linked
+// against musl, the local engine alone, about half the size of
+// kubectl-ephem, the build with every backend) debugs a local target
+// itself; alone, it refuses a Kubernetes reference with exit 64 naming the
+// forms it knows and kubectl-ephem; with kubectl-ephem beside it, it hands
+// every command line that may need Kubernetes to it (same arguments, output
+// and exit code) and keeps the others; as root, it runs no kubectl-ephem
+// that another user may write.
 func TestLocalOnlyBuild(t *testing.T) {
 	f := setup(t)
-	root, err := testimages.SourceDir()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	released, full, err := e2eutil.BuildRelease(ctx, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "ephem")
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	if r, err := e2eutil.Run(ctx, nil, "go", "-C", root, "build", "-tags", "ephem_local", "-o", bin, "./cmd/ephem"); err != nil || r.ExitCode != 0 {
-		t.Fatalf("building the local-only ephem: %v %s", err, r.Stderr)
-	}
-	full, _ := os.Stat(f.bin)
-	local, err := os.Stat(bin)
+	data, err := os.ReadFile(released)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if local.Size() >= full.Size()*3/4 {
-		t.Errorf("the local-only ephem is %d bytes, the full build %d: the Kubernetes backend is still linked in", local.Size(), full.Size())
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	fullInfo, err := os.Stat(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(data) >= int(fullInfo.Size())*3/4 {
+		t.Errorf("the local-only ephem is %d bytes, kubectl-ephem %d: the Kubernetes backend is still linked in", len(data), fullInfo.Size())
 	}
 	tg := startTarget(t, f, targetOptions{})
 	session := []string{"debug", tg.ref(), "-q", "--image", f.busybox, "--", "sh", "-c", "wget -qO- 127.0.0.1:80; exit 7"}
@@ -107,12 +110,18 @@ func TestLocalOnlyBuild(t *testing.T) {
 	}
 	_ = os.Chmod(dir, 0o755)
 
-	// The real full build beside it: a Kubernetes command line ends as it
-	// does with the full build itself.
+	// The released kubectl-ephem beside it: a Kubernetes command line ends
+	// as it does with kubectl-ephem itself.
 	if err := os.Remove(filepath.Join(dir, "kubectl-ephem")); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Symlink(f.bin, filepath.Join(dir, "kubectl-ephem")); err != nil {
+	if err := os.Symlink(full, filepath.Join(dir, "kubectl-ephem")); err != nil {
+		t.Fatal(err)
+	}
+	// Run directly under the name ephem, as the local build hands over
+	// (kubectl-ephem calls itself "kubectl ephem" in its help).
+	direct := filepath.Join(t.TempDir(), "ephem")
+	if err := os.Symlink(full, direct); err != nil {
 		t.Fatal(err)
 	}
 	for _, args := range [][]string{
@@ -121,10 +130,10 @@ func TestLocalOnlyBuild(t *testing.T) {
 		{"debug", "-n", "prod", tg.ref(), "--", "true"},
 	} {
 		viaLocal := e2eutil.Ephem(t, bin, f.cache, time.Minute, args...)
-		direct := e2eutil.Ephem(t, f.bin, f.cache, time.Minute, args...)
-		if viaLocal.ExitCode != direct.ExitCode || viaLocal.Stdout != direct.Stdout || viaLocal.Stderr != direct.Stderr {
+		d := e2eutil.Ephem(t, direct, f.cache, time.Minute, args...)
+		if viaLocal.ExitCode != d.ExitCode || viaLocal.Stdout != d.Stdout || viaLocal.Stderr != d.Stderr {
 			t.Errorf("ephem %q: through the local-only build exit %d %q %q, the full build %d %q %q",
-				args, viaLocal.ExitCode, viaLocal.Stdout, viaLocal.Stderr, direct.ExitCode, direct.Stdout, direct.Stderr)
+				args, viaLocal.ExitCode, viaLocal.Stdout, viaLocal.Stderr, d.ExitCode, d.Stdout, d.Stderr)
 		}
 	}
 }
