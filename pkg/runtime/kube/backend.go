@@ -169,6 +169,17 @@ func (b *call) debug(ctx context.Context, ref target.Ref, c spec.Container, stre
 		}
 		return b.debugCopy(ctx, pod, ref.Container, c, streams)
 	}
+	if !b.opts.DryRun {
+		// The access question (preflight) is the same for every pod of
+		// the namespace: ask it while the pods are looked up, not after.
+		b.reviews = &reviewCache{}
+		asked := make(chan struct{})
+		go func() {
+			defer close(asked)
+			_ = b.checkAccess(ctx, b.namespace, c.Stdin)
+		}()
+		defer func() { <-asked }()
+	}
 	pods, err := b.resolvePods(ctx, ref)
 	if err != nil {
 		return err
