@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # hack/build.sh — ephem's two binaries as released: static, stripped, linked
-# against musl, for linux/ARCH. hack/release.sh, hack/bench, hack/benchkube
-# and the end-to-end test of the release's build (test/e2e/local) use it.
+# against musl, for linux/ARCH. hack/release.sh, hack/bench, hack/benchkube,
+# hack/soak and the end-to-end test of the release's build (test/e2e/local)
+# use it.
 #
 #   hack/build.sh DIR [ARCH]   writes DIR/ephem and DIR/kubectl-ephem
 #                              (ARCH amd64 or arm64; default: the host's)
@@ -41,6 +42,7 @@ case ${1:-} in
 	;;
 "") die "usage: hack/build.sh DIR [ARCH] (try --help)" 64 ;;
 esac
+command -v go >/dev/null || die "Go is not installed (expected in /usr/local/go)" 69
 OUT=$1
 ARCH=${2:-$(go env GOHOSTARCH)}
 

@@ -11,11 +11,26 @@ import (
 
 var ephemBinary shared[string]
 
+// EnvBinary names a prebuilt ephem for the end-to-end tests to run instead
+// of building one: a release build's kubectl-ephem (hack/build.sh), say.
+const EnvBinary = "EPHEM_E2E_BINARY"
+
 // BuildEphem builds ./cmd/ephem once per test binary into a temporary
 // directory and returns the binary's path. The directory is removed when
-// the test binary ends (see Main).
+// the test binary ends (see Main). With EPHEM_E2E_BINARY set, it returns
+// that binary instead.
 func BuildEphem(t testing.TB) string {
 	t.Helper()
+	if bin := os.Getenv(EnvBinary); bin != "" {
+		abs, err := filepath.Abs(bin)
+		if err != nil {
+			t.Fatalf("%s=%s: %v", EnvBinary, bin, err)
+		}
+		if _, err := os.Stat(abs); err != nil {
+			t.Fatalf("%s: %v", EnvBinary, err)
+		}
+		return abs
+	}
 	return ephemBinary.get(t, func() (string, func(), error) {
 		return buildEphem(context.Background())
 	})

@@ -169,18 +169,15 @@ func (b *call) debug(ctx context.Context, ref target.Ref, c spec.Container, stre
 		}
 		return b.debugCopy(ctx, pod, ref.Container, c, streams)
 	}
+	lookup, lookedUp := ctx, func() {}
 	if !b.opts.DryRun {
-		// The access question (preflight) is the same for every pod of
-		// the namespace: ask it while the pods are looked up, not after.
-		b.reviews = &reviewCache{}
-		asked := make(chan struct{})
-		go func() {
-			defer close(asked)
-			_ = b.checkAccess(ctx, b.namespace, c.Stdin)
-		}()
-		defer func() { <-asked }()
+		// preflight's access question, asked beside the lookup.
+		var wait func()
+		lookup, lookedUp, wait = b.askAhead(ctx, c.Stdin)
+		defer wait()
 	}
-	pods, err := b.resolvePods(ctx, ref)
+	pods, err := b.resolvePods(lookup, ref)
+	lookedUp()
 	if err != nil {
 		return err
 	}
