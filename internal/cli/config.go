@@ -52,11 +52,9 @@ func printsOnly(cmd *cobra.Command) bool {
 
 // loadConfig reads the configuration files and sets the defaults of cmd's
 // flags from them: a flag the command line gives, or whose environment
-// variable is set, keeps its value.
+// variable is set, keeps its value. The root command does not call it for
+// a command that only prints (printsOnly).
 func (g *GlobalOptions) loadConfig(cmd *cobra.Command) error {
-	if printsOnly(cmd) {
-		return nil
-	}
 	c, err := config.Load(configPaths())
 	if err != nil {
 		return err

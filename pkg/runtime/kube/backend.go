@@ -169,15 +169,14 @@ func (b *call) debug(ctx context.Context, ref target.Ref, c spec.Container, stre
 		}
 		return b.debugCopy(ctx, pod, ref.Container, c, streams)
 	}
-	lookup, lookedUp := ctx, func() {}
+	lookup := ctx
 	if !b.opts.DryRun {
 		// preflight's access question, asked beside the lookup.
 		var wait func()
-		lookup, lookedUp, wait = b.askAhead(ctx, c.Stdin)
+		lookup, wait = b.askAhead(ctx, c.Stdin)
 		defer wait()
 	}
 	pods, err := b.resolvePods(lookup, ref)
-	lookedUp()
 	if err != nil {
 		return err
 	}

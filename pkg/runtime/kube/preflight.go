@@ -30,30 +30,22 @@ func (b *call) preflight(ctx context.Context, p *corev1.Pod, interactive bool) e
 // with the returned context: the answer is the same for every pod of the
 // namespace. It asks once the lookup has its connection, so that both go
 // over the one HTTP/2 connection rather than two dialled at once (and two
-// TLS handshakes). lookedUp says the lookup is over: if it never connected
-// (a fake client), the question is left to preflight. wait waits for the
-// question, which is bound by ctx.
-func (b *call) askAhead(ctx context.Context, interactive bool) (lookup context.Context, lookedUp, wait func()) {
+// TLS handshakes); a lookup that never connects (a fake client) leaves the
+// question to preflight. wait waits for the question, bound by ctx.
+func (b *call) askAhead(ctx context.Context, interactive bool) (lookup context.Context, wait func()) {
 	b.reviews = &reviewCache{}
-	connected, over, asked := make(chan struct{}), make(chan struct{}), make(chan struct{})
-	var onConn, onOver sync.Once
-	trace := &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) { onConn.Do(func() { close(connected) }) }}
-	go func() {
-		defer close(asked)
-		select {
-		case <-connected:
-		case <-over:
-			select {
-			case <-connected: // both at once: ask
-			default:
-				return
-			}
-		case <-ctx.Done():
-			return
-		}
-		_ = b.checkAccess(ctx, b.namespace, interactive)
-	}()
-	return httptrace.WithClientTrace(ctx, trace), func() { onOver.Do(func() { close(over) }) }, func() { <-asked }
+	var once sync.Once
+	var asked sync.WaitGroup
+	trace := &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) {
+		once.Do(func() {
+			asked.Add(1)
+			go func() {
+				defer asked.Done()
+				_ = b.checkAccess(ctx, b.namespace, interactive)
+			}()
+		})
+	}}
+	return httptrace.WithClientTrace(ctx, trace), asked.Wait
 }
 
 // refused reports whether err is the API server's refusal of a patch,
