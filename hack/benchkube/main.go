@@ -13,7 +13,10 @@
 // output the time to the first byte of output and to the end, ephem debug
 // -- CMD vs kubectl debug -- CMD then kubectl logs -f (target <= 0.6x); both
 // in interleaved pairs, who goes first alternating (prompt.go). -ephem BIN
-// measures a given binary instead of building ./cmd/ephem.
+// measures a given binary instead of building ./cmd/ephem. Both modes then
+// split each session at the container runtime (nodephases.go, from the
+// cluster's containerd log): the part before the runtime is asked to create
+// the container, the runtime's create and start, and the part after it.
 //
 //	go run ./hack/benchkube -mode shell -runs 7
 //

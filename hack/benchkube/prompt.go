@@ -12,6 +12,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -21,8 +22,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// timing is one timed run: to the shell (or first byte) and to the end.
-type timing struct{ first, end time.Duration }
+// timing is one timed run: to the shell (or first byte) and to the end,
+// from start; container is the debug container it added.
+type timing struct {
+	first, end time.Duration
+	start      time.Time
+	container  string
+}
 
 func runPrompt(ctx context.Context, b *bench, mode string, runs int, stdout, stderr io.Writer) error {
 	type side struct {
@@ -44,6 +50,11 @@ func runPrompt(ctx context.Context, b *bench, mode string, runs int, stdout, std
 		}
 	}
 	samples := make([][]timing, len(cases))
+	since := time.Now()
+	seen := map[string]bool{}
+	if _, err := b.newContainers(ctx, seen); err != nil {
+		return err
+	}
 	for i := 0; i <= runs; i++ { // run 0 warms the image and connections
 		for k := range cases {
 			j := (i + k) % len(cases) // alternate who goes first
@@ -54,6 +65,11 @@ func runPrompt(ctx context.Context, b *bench, mode string, runs int, stdout, std
 			s, err := cases[j].fn(ctx, i)
 			if err != nil {
 				return fmt.Errorf("%s: %w", cases[j].name, err)
+			}
+			if added, err := b.newContainers(ctx, seen); err != nil {
+				return err
+			} else if len(added) == 1 {
+				s.container = added[0]
 			}
 			if i > 0 {
 				samples[j] = append(samples[j], s)
@@ -78,6 +94,13 @@ func runPrompt(ctx context.Context, b *bench, mode string, runs int, stdout, std
 		verdict = "FAIL"
 	}
 	fmt.Fprintf(stdout, "\nephem / kubectl %s (medians): %.2fx (target <= %.1fx): %s; %d pairs, interleaved\n", first, ratio, target, verdict, runs)
+	names := make([]string, len(cases))
+	for j, cs := range cases {
+		names[j] = cs.name
+	}
+	if err := printNodePhases(stdout, filepath.Join(b.c.Dir, "logs", "containerd.log"), since, names, samples, target); err != nil {
+		fmt.Fprintf(stderr, "benchkube: no node phases: %v\n", err)
+	}
 	return nil
 }
 
@@ -130,7 +153,7 @@ func (b *bench) shell(cmd *exec.Cmd) (timing, error) {
 	if _, err := master.Write([]byte("echo RE''ADY\r")); err != nil {
 		return timing{}, err
 	}
-	var s timing
+	s := timing{start: start}
 	timeout := time.After(time.Minute)
 	for s.first == 0 {
 		select {
@@ -205,7 +228,7 @@ func firstByte(cmd *exec.Cmd, start time.Time) (timing, string, error) {
 	if err := cmd.Start(); err != nil {
 		return timing{}, "", err
 	}
-	var s timing
+	s := timing{start: start}
 	var out bytes.Buffer
 	buf := make([]byte, 4096)
 	for {

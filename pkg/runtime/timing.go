@@ -37,10 +37,12 @@ func (t *Timer) Mark(name string) {
 	t.last = now
 }
 
-// Report prints the phases.
+// Report prints the phases, and the wall-clock time the first began, to
+// line them up with the logs of the kubelet and the container runtime.
 func (t *Timer) Report() {
 	if t == nil {
 		return
 	}
-	fmt.Fprintf(t.w, "timing: %s; total %.2fms\n", strings.Join(t.phases, ", "), float64(time.Since(t.start).Microseconds())/1000)
+	fmt.Fprintf(t.w, "timing: %s; total %.2fms; started %s\n", strings.Join(t.phases, ", "),
+		float64(time.Since(t.start).Microseconds())/1000, t.start.UTC().Format("15:04:05.000000Z"))
 }
