@@ -83,9 +83,9 @@ func (b *bench) newContainers(ctx context.Context, seen map[string]bool) ([]stri
 }
 
 // printNodePhases writes, per case, the medians of the three parts of a
-// session, from the containerd log at path, and how far the runtime's part
-// alone is from the target.
-func printNodePhases(w io.Writer, path string, since time.Time, names []string, samples [][]timing, target float64) error {
+// session, from the containerd log at path, and the runtime's part beside
+// budget, the target's share of kubectl's median.
+func printNodePhases(w io.Writer, path string, since time.Time, names []string, samples [][]timing, target float64, budget time.Duration) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -117,9 +117,7 @@ func printNodePhases(w io.Writer, path string, since time.Time, names []string, 
 		runtimeMed = append(runtimeMed, median(runtime))
 		fmt.Fprintf(w, "| `%s` | %s | %s | %s | %d |\n", name, ms(median(before)), ms(median(runtime)), ms(median(after)), len(runtime))
 	}
-	if len(runtimeMed) == len(names) && len(samples) == 2 {
-		firsts := durations(samples[1], func(s timing) time.Duration { return s.first })
-		budget := time.Duration(target * float64(firsts[len(firsts)/2]))
+	if len(runtimeMed) == 2 {
 		fmt.Fprintf(w, "\n%.1fx kubectl's median is %s; the runtime's create and start alone took %s (ephem's sessions) and %s (kubectl's).\n",
 			target, ms(budget), ms(runtimeMed[0]), ms(runtimeMed[1]))
 	}

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -36,5 +39,31 @@ func TestReadRuntimeTimes(t *testing.T) {
 	}
 	if k := got["kshell-1"]; k.createAsked.IsZero() || !k.started.IsZero() {
 		t.Errorf("kshell-1 = %+v, want asked to create, not started", k)
+	}
+}
+
+func TestPrintNodePhases(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "containerd.log")
+	if err := os.WriteFile(path, []byte(containerdLog), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2026, 12, 3, 10, 0, 50, 300135186, time.UTC) // 24 ms before the create
+	samples := [][]timing{
+		{{first: 200 * time.Millisecond, start: start, container: "debugger-cw4vc"}},
+		{{first: 300 * time.Millisecond, start: start, container: "kshell-1"}}, // never started: left out
+	}
+	var out bytes.Buffer
+	err := printNodePhases(&out, path, start, []string{"ephem", "kubectl"}, samples, 0.5, 150*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 24 ms to the create, 116 ms create and start, 60 ms from there to 200 ms.
+	for _, want := range []string{"| `ephem` | 24 ms | 116 ms | 60 ms | 1 |", "| `kubectl` | - | - | - | 0 |"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("no %q in\n%s", want, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "0.5x kubectl") {
+		t.Errorf("a comparison printed without kubectl's runtime times:\n%s", out.String())
 	}
 }

@@ -98,7 +98,8 @@ func runPrompt(ctx context.Context, b *bench, mode string, runs int, stdout, std
 	for j, cs := range cases {
 		names[j] = cs.name
 	}
-	if err := printNodePhases(stdout, filepath.Join(b.c.Dir, "logs", "containerd.log"), since, names, samples, target); err != nil {
+	if err := printNodePhases(stdout, filepath.Join(b.c.Dir, "logs", "containerd.log"), since, names, samples,
+		target, time.Duration(target*float64(med[1]))); err != nil {
 		fmt.Fprintf(stderr, "benchkube: no node phases: %v\n", err)
 	}
 	return nil
